@@ -1,0 +1,34 @@
+"""jaxtwin: JAX-accelerated, vectorised simulators for digital-twin resource
+management in the metaverse — Co-EvoDT, CIVIC and the IoT sync game.
+
+Public names are imported lazily so ``import jaxtwin`` stays fast and a
+system's heavy dependencies load only when that system is used.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "Environment": "jaxtwin.core.env",
+    "Discrete": "jaxtwin.core.spaces",
+    "Box": "jaxtwin.core.spaces",
+    "rollout": "jaxtwin.core.rollout",
+    "batch_rollout": "jaxtwin.core.rollout",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'jaxtwin' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

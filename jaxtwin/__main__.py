@@ -1,0 +1,6 @@
+"""``python -m jaxtwin`` is the ``jaxtwin`` command."""
+import sys
+
+from jaxtwin.cli import main
+
+sys.exit(main())

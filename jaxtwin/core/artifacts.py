@@ -1,0 +1,134 @@
+"""Result files written atomically (temp file + rename) so an interrupted run
+never leaves a half-written CSV/JSON/PNG, plus run metadata and resume checks."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _plain(value: Any) -> Any:
+    """NumPy/JAX scalars and arrays -> plain Python for CSV/JSON."""
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if hasattr(value, "shape") and hasattr(value, "tolist"):
+        return np.asarray(value).tolist()
+    return value
+
+
+def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]],
+              columns: Sequence[str] | None = None) -> Path:
+    """Write ``rows`` (dicts) as a CSV atomically; ``columns`` fixes the order."""
+    rows = list(rows)
+    if columns is None:
+        columns = list(rows[0].keys()) if rows else []
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        missing = set(columns) - set(row)
+        if missing:
+            raise ValueError(f"write_csv({path}): row lacks columns {sorted(missing)}")
+        writer.writerow({c: _plain(row[c]) for c in columns})
+    _atomic_write_bytes(Path(path), buf.getvalue().encode())
+    return Path(path)
+
+
+def write_columns_csv(path: str | os.PathLike, columns: Mapping[str, Iterable[Any]]) -> Path:
+    """Write a dict of equal-length 1-D columns as a CSV atomically."""
+    cols = {k: np.asarray(v).ravel() for k, v in columns.items()}
+    lengths = {k: len(v) for k, v in cols.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"write_columns_csv({path}): columns differ in length {lengths}")
+    n = next(iter(lengths.values()), 0)
+    rows = [{k: cols[k][i] for k in cols} for i in range(n)]
+    return write_csv(path, rows, list(cols))
+
+
+def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Read a CSV written by :func:`write_csv` as a list of string dicts."""
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses, tuples, paths and arrays -> JSON-compatible structures."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return _plain(obj)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` (dataclasses and arrays allowed) as indented JSON atomically."""
+    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=False, allow_nan=True)
+    _atomic_write_bytes(Path(path), (text + "\n").encode())
+    return Path(path)
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Save a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    _atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
+
+
+def environment_info() -> dict[str, Any]:
+    """Versions and devices, stored beside results so they can be reproduced."""
+    import jax
+
+    versions = {}
+    for name in ("jax", "jaxlib", "flax", "optax", "chex", "diffrax", "optimistix", "numpy", "scipy"):
+        try:
+            mod = __import__(name)
+            versions[name] = getattr(mod, "__version__", "?")
+        except ImportError:
+            versions[name] = None
+    from jaxtwin import __version__
+
+    return {
+        "jaxtwin": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "devices": [str(d) for d in jax.devices()],
+        "versions": versions,
+    }
+
+
+def all_exist(paths: Iterable[str | os.PathLike]) -> bool:
+    """True when every path exists: the resume check for a finished piece of work."""
+    return all(Path(p).exists() for p in paths)

@@ -1,0 +1,1 @@
+"""Environments: one per module (coevo, civic)."""

@@ -1,0 +1,1 @@
+"""Differential and evolutionary games (sync game): model, replicator, PMP solvers."""

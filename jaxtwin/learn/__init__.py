@@ -1,0 +1,1 @@
+"""Learners: make_train(config) -> train(key), all jittable."""

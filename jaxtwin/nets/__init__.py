@@ -1,0 +1,1 @@
+"""flax.linen networks: policy MLPs, LSTM forecaster, actor-critic."""

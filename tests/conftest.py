@@ -1,0 +1,31 @@
+"""Shared test fixtures: small configs, notebook execution."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def run_notebook(tmp_path):
+    """Execute a notebook under ``notebooks/`` top to bottom in a fresh kernel.
+
+    Runs with the notebook's folder as working directory copy inside ``tmp_path``
+    so outputs it writes do not touch the repository; returns the executed
+    notebook.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    def _run(name: str, timeout: int = 600):
+        nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}})
+        client.execute()
+        return nb
+
+    return _run
