@@ -1,0 +1,29 @@
+"""``python -m benchmarks {env,...,all} [options]``."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+BENCHMARKS = {
+    "env": "benchmarks.env",
+    "ppo": "benchmarks.ppo_throughput",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one benchmark (or all) and print their tables and RESULT lines."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m benchmarks",
+                                     description="Timing against reference implementations.")
+    parser.add_argument("name", choices=[*BENCHMARKS, "all"])
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark (see NAME --help)")
+    ns = parser.parse_args(argv)
+    names = list(BENCHMARKS) if ns.name == "all" else [ns.name]
+    for name in names:
+        importlib.import_module(BENCHMARKS[name]).main(ns.rest if ns.name != "all" else [])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reference implementations of the spec, used only for agreement checks and timing."""
