@@ -17,6 +17,21 @@ _EXPORTS: dict[str, str] = {
     "Box": "jaxtwin.core.spaces",
     "rollout": "jaxtwin.core.rollout",
     "batch_rollout": "jaxtwin.core.rollout",
+    "sharded_vmap": "jaxtwin.core.sharding",
+    # CIVIC
+    "CivicEnv": "jaxtwin.envs.civic",
+    "CivicParams": "jaxtwin.envs.civic",
+    "CivicState": "jaxtwin.envs.civic",
+    "RoomTable": "jaxtwin.envs.civic_model",
+    "default_room_table": "jaxtwin.envs.civic_model",
+    "make_evaluator": "jaxtwin.learn.civic_baselines",
+    # PPO
+    "PPOConfig": "jaxtwin.learn.ppo",
+    "ActorCritic": "jaxtwin.nets.actor_critic",
+    "PointEnv": "jaxtwin.envs.toy",
+    # Co-EvoDT forecaster
+    "ForecastConfig": "jaxtwin.learn.forecast",
+    "LSTMForecaster": "jaxtwin.nets.forecaster",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

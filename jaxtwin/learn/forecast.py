@@ -82,6 +82,15 @@ def split_sizes(n: int, cfg: ForecastConfig) -> tuple[int, int, int]:
     return n_train, n_val, n_test
 
 
+def _span(lo, hi):
+    return jnp.maximum(hi - lo, 1e-8)
+
+
+def _to_unit(v, lo, hi):
+    """Min-max scaling with the training range (not clipped)."""
+    return (v - lo) / _span(lo, hi)
+
+
 def _mse(model: LSTMForecaster, params, x, y):
     return jnp.mean((model.apply(params, x) - y) ** 2)
 
@@ -134,7 +143,10 @@ def fit_ar1(x_last: jax.Array, y: jax.Array) -> jax.Array:
 def pretrain(key: jax.Array, loads: jax.Array, cfg: ForecastConfig) -> tuple[ForecasterState, dict]:
     """Train the LSTM on the windows of ``loads`` (``f32[E, T]``) and score all forecasters.
 
-    Returns the forecaster state and a report: ``rmse`` (``f32[4]`` in
+    The LSTM is trained on loads min-max scaled with the training range
+    (``lo``, ``hi`` in the state); its forecasts are mapped back to loads.
+    ``train_loss``/``val_loss`` are MSEs in the scaled units. Returns the
+    forecaster state and a report: ``rmse`` (``f32[4]`` in
     :data:`FORECASTERS` order, test split), ``train_loss``/``val_loss`` per
     epoch, ``test_target`` and ``test_pred`` (``f32[n_test, 4]``), ``ar1_coef``.
     """
@@ -144,22 +156,27 @@ def pretrain(key: jax.Array, loads: jax.Array, cfg: ForecastConfig) -> tuple[For
     x_va, y_va = x[n_train:n_train + n_val], y[n_train:n_train + n_val]
     x_te, y_te = x[n_train + n_val:], y[n_train + n_val:]
 
+    train_loads = jnp.concatenate([x_tr.ravel(), y_tr])
+    lo, hi = train_loads.min(), train_loads.max()
+    scale = lambda v: _to_unit(v, lo, hi)
+
     model = LSTMForecaster(cfg.hidden)
     key_init, key_fit = jax.random.split(key)
     params = model.init(key_init, x_tr[:1])
-    params, train_loss, val_loss = _fit(model, params, key_fit, x_tr, y_tr, lr=cfg.lr,
+    # the LSTM learns on min-max scaled loads (the usual MinMaxScaler practice): raw loads
+    # sit near the clip at 2, far from where tanh units and small output biases start
+    params, train_loss, val_loss = _fit(model, params, key_fit, scale(x_tr), scale(y_tr), lr=cfg.lr,
                                         epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                        x_val=x_va, y_val=y_va)
+                                        x_val=scale(x_va), y_val=scale(y_va))
+    state = ForecasterState(params=params, lo=lo, hi=hi)
     coef = fit_ar1(x_tr[:, -1], y_tr)
     preds = jnp.stack([
-        model.apply(params, x_te),
+        predict(state, x_te, cfg),
         x_te[:, -1],
         coef[0] + coef[1] * x_te[:, -1],
         exp_smoothing_forecast(x_te, cfg.exp_alpha),
     ], axis=1)
     rmse = jnp.sqrt(jnp.mean((preds - y_te[:, None]) ** 2, axis=0))
-    train_loads = jnp.concatenate([x_tr.ravel(), y_tr])
-    state = ForecasterState(params=params, lo=train_loads.min(), hi=train_loads.max())
     report = dict(rmse=rmse, train_loss=train_loss, val_loss=val_loss,
                   test_target=y_te, test_pred=preds, ar1_coef=coef)
     return state, report
@@ -174,14 +191,16 @@ def finetune(fstate: ForecasterState, key: jax.Array, loads: jax.Array,
     """
     x, y = make_windows(loads, cfg.window)
     model = LSTMForecaster(cfg.hidden)
-    params, _, _ = _fit(model, fstate.params, key, x, y, lr=cfg.online_lr,
+    scale = lambda v: _to_unit(v, fstate.lo, fstate.hi)
+    params, _, _ = _fit(model, fstate.params, key, scale(x), scale(y), lr=cfg.online_lr,
                         epochs=cfg.online_epochs, batch_size=cfg.batch_size)
     return fstate.replace(params=params)
 
 
 def predict(fstate: ForecasterState, windows: jax.Array, cfg: ForecastConfig) -> jax.Array:
-    """Raw next-load forecasts for ``f32[..., window]`` inputs."""
-    return LSTMForecaster(cfg.hidden).apply(fstate.params, windows)
+    """Next-load forecasts (in load units) for ``f32[..., window]`` inputs."""
+    unit = LSTMForecaster(cfg.hidden).apply(fstate.params, _to_unit(windows, fstate.lo, fstate.hi))
+    return fstate.lo + unit * _span(fstate.lo, fstate.hi)
 
 
 def push_load(buffer: jax.Array, load: jax.Array) -> jax.Array:
@@ -199,5 +218,4 @@ def forecast_feature(fstate: ForecasterState, buffer: jax.Array, count: jax.Arra
     forecast (spec §3). Min-max normalised with the training range, clipped.
     """
     raw = jnp.where(count >= cfg.window, predict(fstate, buffer, cfg), buffer[-1])
-    span = jnp.maximum(fstate.hi - fstate.lo, 1e-8)
-    return jnp.clip((raw - fstate.lo) / span, 0.0, 1.0)
+    return jnp.clip(_to_unit(raw, fstate.lo, fstate.hi), 0.0, 1.0)
