@@ -1,13 +1,11 @@
 """Shared test fixtures: small configs, notebook execution."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 @pytest.fixture

@@ -1,16 +1,17 @@
-"""Small plotting helpers shared by the experiments (headless Agg backend)."""
+"""Small plotting helpers shared by the experiments.
+
+No backend is forced: headless machines fall back to Agg by themselves, and a
+notebook that imports jaxtwin keeps its inline backend.
+"""
 from __future__ import annotations
 
 import os
 from typing import Mapping, Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from jaxtwin.core.artifacts import save_figure  # noqa: E402
+from jaxtwin.core.artifacts import save_figure
 
 
 def smooth(x, window: int) -> np.ndarray:

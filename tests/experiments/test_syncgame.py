@@ -1,0 +1,56 @@
+"""Tiny end-to-end runs of the sync-game CLI; config validation; resume; notebook."""
+import json
+
+import pytest
+
+from jaxtwin.cli import main
+from jaxtwin.core.artifacts import read_csv
+from jaxtwin.core.config import ConfigError
+from jaxtwin.experiments.syncgame import SyncGameConfig
+
+TINY = ["--n-grid", "21", "--sens-n-grid", "21", "--max-grid-points", "2", "--T", "10", "--no-progress"]
+
+
+def test_cli_sensitivity_and_resume(tmp_path):
+    out = tmp_path / "sg"
+    assert main(["syncgame", "sensitivity", "--out", str(out), "--studies", "r", "N", *TINY]) == 0
+    rows = read_csv(out / "sensitivity_r.csv")
+    assert {r["study"] for r in rows} == {"r"} and len(rows) == 2 * 4
+    assert all(r["converged"] == "True" for r in rows)
+    assert max(float(r["residual"]) for r in rows) < 1e-8
+    assert (out / "sensitivity_N.png").exists() and (out / "findings.csv").exists()
+    findings = read_csv(out / "findings.csv")
+    assert {f["finding"] for f in findings} == {"raising r lowers all u", "raising N raises all u"}
+    # resume: finished studies are skipped (files untouched)
+    mtime = (out / "sensitivity_r.csv").stat().st_mtime_ns
+    assert main(["syncgame", "sensitivity", "--out", str(out), "--studies", "r", *TINY]) == 0
+    assert (out / "sensitivity_r.csv").stat().st_mtime_ns == mtime
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["config"]["n_grid"] == 21 and "environment" in cfg
+
+
+def test_cli_trajectories_and_ess(tmp_path):
+    out = tmp_path / "sg"
+    assert main(["syncgame", "trajectories", "--out", str(out), *TINY]) == 0
+    rows = read_csv(out / "trajectories_4vsp.csv")
+    assert len(rows) == 21 * 4 and set(rows[0]) == {"t", "vsp", "x", "y", "u"}
+    assert (out / "trajectories_2vsp.png").exists()
+    assert main(["syncgame", "ess", "--out", str(out), *TINY]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ess"]["max_final_distance"] < 1e-3
+    assert summary["trajectories_2vsp"]["converged"]
+
+
+def test_bad_config_is_rejected(capsys):
+    assert main(["syncgame", "ess", "--out", "/tmp/never", "--n-grid", "2"]) == 2
+    assert "SyncGameConfig.n_grid" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="studies"):
+        SyncGameConfig(studies=("bogus",))
+    with pytest.raises(ConfigError, match="leader"):
+        SyncGameConfig(leader=3, compare_n_vsp=3)
+
+
+def test_notebook_runs(run_notebook):
+    nb = run_notebook("syncgame.ipynb", timeout=300)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert any(o.get("output_type") == "display_data" for o in outputs)
