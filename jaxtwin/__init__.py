@@ -29,7 +29,18 @@ _EXPORTS: dict[str, str] = {
     "PPOConfig": "jaxtwin.learn.ppo",
     "ActorCritic": "jaxtwin.nets.actor_critic",
     "PointEnv": "jaxtwin.envs.toy",
-    # Co-EvoDT forecaster
+    # Co-EvoDT
+    "CoEvoEnv": "jaxtwin.envs.coevo",
+    "PolicyNet": "jaxtwin.nets.policy",
+    "ProtocolConfig": "jaxtwin.learn.coevo_protocol",
+    "CoEvoDTConfig": "jaxtwin.experiments.coevodt",
+    # sync game
+    "SyncParams": "jaxtwin.games.params",
+    "SolverOptions": "jaxtwin.games.pmp",
+    "nash_equilibrium": "jaxtwin.games.nash",
+    "stackelberg_equilibrium": "jaxtwin.games.stackelberg",
+    "static_stackelberg_equilibrium": "jaxtwin.games.static",
+    "verify_equilibrium": "jaxtwin.games.direct",
     "ForecastConfig": "jaxtwin.learn.forecast",
     "LSTMForecaster": "jaxtwin.nets.forecaster",
 }
