@@ -157,7 +157,7 @@ def run_trajectories(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: d
                                                iterations=int(sol.iterations), payoffs=np.asarray(sol.payoffs).tolist(),
                                                seconds=time.perf_counter() - t0)
         write_csv(csv, _trajectory_rows(sol))
-        _plot_trajectories(png, sol, f"{m} VSPs, open-loop Nash (delta = {np.asarray(default_params(m).delta).tolist()})")
+        _plot_trajectories(png, sol, f"{m} VSPs, open-loop Nash (delta = {np.round(np.asarray(default_params(m).delta), 3).tolist()})")
 
 
 def run_ess(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: dict) -> None:
