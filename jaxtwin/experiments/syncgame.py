@@ -9,8 +9,9 @@ Outputs (tidy CSVs, one row per observation; PNGs; ``config.json``):
   from ``y_1(0) = 0.1 .. 0.9`` plus a perturbed rest point (``y1_0 = -1`` marks
   it); ``ess.png``.
 * ``sensitivity_<study>.csv``: ``study, value, vsp, u_plateau, y_plateau,
-  x_plateau, payoff, y_settle_time, residual, converged, iterations``; plateau =
-  mean over ``t in [0.4T, 0.6T]``; ``y_settle_time`` = first time after which
+  y_rest, x_plateau, payoff, y_settle_time, residual, converged, iterations``;
+  plateau = mean over ``t in [0.4T, 0.6T]``; ``y_rest`` = the replicator's rest
+  point under the plateau controls; ``y_settle_time`` = first time after which
   every share stays within 0.01 of its plateau; one PNG per study.
 * ``findings.csv``: the seed's directional findings, reproduced or not, with numbers.
 * ``compare.csv``: ``scheme, vsp, role, payoff, residual`` for simultaneous,
@@ -40,9 +41,9 @@ from jaxtwin.core.config import (ConfigError, add_dataclass_arguments, config_fr
                                  require_int, require_positive)
 from jaxtwin.core.plotting import bar_plot  # noqa: F401  (also sets the Agg backend)
 from jaxtwin.games.nash import nash_equilibrium
-from jaxtwin.games.params import EXTRA_VSP_DELTAS, default_params, stack_params
-from jaxtwin.games.pmp import SolverOptions
-from jaxtwin.games.replicator import simulate_replicator
+from jaxtwin.games.params import EXTRA_VSP_DELTAS, as_float64, default_params, stack_params
+from jaxtwin.games.pmp import SolverOptions, resolve_substeps
+from jaxtwin.games.replicator import replicator_rest_point, simulate_replicator
 from jaxtwin.games.stackelberg import stackelberg_equilibrium
 from jaxtwin.games.static import static_stackelberg_equilibrium
 
@@ -140,6 +141,12 @@ def _plot_trajectories(path: Path, sol, title: str) -> None:
     save_figure(fig, path)
 
 
+def _rest_points(stacked_params, u: np.ndarray) -> np.ndarray:
+    """Replicator rest point for each parameter set under its constant controls ``u``."""
+    with jax.enable_x64(True):
+        return np.asarray(jax.jit(jax.vmap(replicator_rest_point))(as_float64(stacked_params), jnp.asarray(u)))
+
+
 def _nash(params, cfg: SyncGameConfig, n_grid: int, batched: bool = False):
     return nash_equilibrium(params, cfg.options(n_grid), batched=batched)
 
@@ -171,8 +178,6 @@ def run_ess(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: dict) -> N
     ts = np.asarray(sol.ts)
     u_plateau = np.asarray(sol.controls)[_plateau_mask(ts, cfg.T)].mean(axis=0)
     with jax.enable_x64(True):
-        from jaxtwin.games.params import as_float64
-        from jaxtwin.games.replicator import replicator_rest_point
         p64 = as_float64(params)
         u = jnp.asarray(u_plateau)
         rest = np.asarray(replicator_rest_point(p64, u))
@@ -244,19 +249,23 @@ def run_sensitivity(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: di
         plist = study_params(name, vals, cfg.T)
         plist = plist + [plist[-1]] * (pad - len(plist))   # one compilation for all studies
         t0 = time.perf_counter()
-        sol = _nash(stack_params(plist), cfg, cfg.sens_n_grid, batched=True)
+        stacked = stack_params(plist)
+        sol = _nash(stacked, cfg, cfg.sens_n_grid, batched=True)
         secs = time.perf_counter() - t0
         ts = np.asarray(sol.ts[0])
         mask = _plateau_mask(ts, cfg.T)
+        u_plat = np.asarray(sol.controls)[:, mask].mean(axis=1)
+        y_rest = _rest_points(stacked, u_plat)
         rows = []
         for j, v in enumerate(vals):
-            z, u = np.asarray(sol.states[j]), np.asarray(sol.controls[j])
-            m = u.shape[1]
+            z = np.asarray(sol.states[j])
+            m = u_plat.shape[1]
             y_plat = z[mask, m:].mean(axis=0)
             settle = _settle_time(ts, z[:, m:], y_plat)
             for i in range(m):
-                rows.append(dict(study=name, value=v, vsp=i + 1, u_plateau=u[mask, i].mean(), y_plateau=y_plat[i],
-                                 x_plateau=z[mask, i].mean(), payoff=float(sol.payoffs[j, i]), y_settle_time=settle,
+                rows.append(dict(study=name, value=v, vsp=i + 1, u_plateau=u_plat[j, i], y_plateau=y_plat[i],
+                                 y_rest=y_rest[j, i], x_plateau=z[mask, i].mean(), payoff=float(sol.payoffs[j, i]),
+                                 y_settle_time=settle,
                                  residual=float(sol.residual[j]), converged=bool(sol.converged[j]),
                                  iterations=int(sol.iterations[j])))
         write_csv(out / f"sensitivity_{name}.csv", rows)
@@ -264,7 +273,8 @@ def run_sensitivity(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: di
         summary.setdefault("sensitivity", {})[name] = dict(
             max_residual=float(np.max(np.asarray(sol.residual)[: len(vals)])),
             all_converged=bool(np.all(np.asarray(sol.converged)[: len(vals)])),
-            max_iterations=int(np.max(np.asarray(sol.iterations))), seconds=secs)
+            max_iterations=int(np.max(np.asarray(sol.iterations))), seconds=secs,
+            substeps=resolve_substeps(stacked, cfg.options(cfg.sens_n_grid)).substeps)
     if todo:
         summary["sensitivity_wall_seconds"] = time.perf_counter() - t_all
     _write_findings(cfg, out)
@@ -290,7 +300,9 @@ def _plot_study(path: Path, name: str, rows: list[dict]) -> None:
     save_figure(fig, path)
 
 
-def _load_study(out: Path, name: str):
+def _load_study(out: Path, name: str, column: str | None = None):
+    """``(values, u_plateau, y_plateau, y_settle_time)`` arrays ``[value, vsp]`` of
+    one finished study, or just ``column`` when given."""
     from jaxtwin.core.artifacts import read_csv
 
     rows = read_csv(out / f"sensitivity_{name}.csv")
@@ -298,6 +310,8 @@ def _load_study(out: Path, name: str):
     m = max(int(r["vsp"]) for r in rows)
     get = lambda key: np.array([[float(next(r[key] for r in rows if float(r["value"]) == v and int(r["vsp"]) == i + 1))  # noqa: E731
                                   for i in range(m)] for v in vals])
+    if column is not None:
+        return get(column)
     return np.array(vals), get("u_plateau"), get("y_plateau"), get("y_settle_time")
 
 
@@ -313,11 +327,16 @@ def _write_findings(cfg: SyncGameConfig, out: Path) -> None:
     fmt = lambda a: np.array2string(np.asarray(a), precision=3, separator=" ")  # noqa: E731
     if "sigma" in have:
         v, u, y, settle = _load_study(out, "sigma")
-        faster = np.all(np.diff(settle[:, 0]) <= 1e-9)
-        same = np.abs(y - y[-1]).max() < 0.02
-        add("higher sigma speeds population convergence", faster, f"sigma={fmt(v)} settle_time(|y-y_plateau|<0.01)={fmt(settle[:, 0])}")
-        add("higher sigma leaves the equilibrium shares unchanged (within 0.02)", same,
-            f"plateau y range over sigma per VSP: {fmt(y.max(0) - y.min(0))}; plateau u range: {fmt(u.max(0) - u.min(0))}")
+        y_rest = _load_study(out, "sigma", "y_rest")
+        # NaN = not settled before 0.6 T: slower than any point that settled
+        ranked = np.where(np.isnan(settle[:, 0]), np.inf, settle[:, 0])
+        faster = np.all((np.diff(ranked) < 0) | ((np.diff(ranked) <= 1e-9) & np.isfinite(ranked[1:])))
+        add("higher sigma speeds population convergence", faster,
+            f"sigma={fmt(v)} settle_time(|y-y_plateau|<0.01; nan = not by 0.6T)={fmt(settle[:, 0])}")
+        spread = y_rest.max(0) - y_rest.min(0)
+        add("higher sigma leaves the replicator rest point unchanged (within 0.01)", np.all(spread < 0.01),
+            f"rest-point y under the plateau controls, range over sigma per VSP: {fmt(spread)}; "
+            f"plateau u range: {fmt(u.max(0) - u.min(0))}; mean y over [0.4T,0.6T] range: {fmt(y.max(0) - y.min(0))}")
     if "delta_k" in have:
         v, u, y, _ = _load_study(out, "delta_k")
         others = [i for i in range(u.shape[1]) if i != k]

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jaxtwin.games.model import initial_state, instantaneous_payoff, state_field
 from jaxtwin.games.params import SyncParams, as_float64
 from jaxtwin.games.pmp import (SolverOptions, controls_fn, costate_field, integrate_backward,
-                               integrate_forward, maximise_controls, solve_fixed_point)
+                               integrate_forward, maximise_controls, resolve_substeps, solve_fixed_point)
 from jaxtwin.games.replicator import time_grid
 
 
@@ -98,7 +98,9 @@ def solve_nash(params: SyncParams, opts: SolverOptions = SolverOptions(), us0: j
 
 def nash_equilibrium(params: SyncParams, opts: SolverOptions = SolverOptions(), *, batched: bool = False) -> GameSolution:
     """float64 entry point: :func:`solve_nash` jitted (vmapped over a leading
-    params axis when ``batched``) inside ``jax.enable_x64``."""
+    params axis when ``batched``) inside ``jax.enable_x64``, with enough Tsit5
+    substeps for the largest ``sigma`` (:func:`~jaxtwin.games.pmp.resolve_substeps`)."""
+    opts = resolve_substeps(params, opts)
     with jax.enable_x64(True):
         return jax.block_until_ready(_jitted_nash(opts, batched)(as_float64(params)))
 

@@ -31,7 +31,8 @@ from jaxtwin.games.model import instantaneous_payoff, state_field
 from jaxtwin.games.nash import forward_with_payoffs, initial_controls
 from jaxtwin.games.params import SyncParams, as_float64
 from jaxtwin.games.pmp import (SolverOptions, controls_fn, costate_field, integrate_backward, integrate_forward,
-                               maximise_controls, maximise_quadratic, solve_pytree_fixed_point)
+                               maximise_controls, maximise_quadratic, resolve_substeps,
+                               solve_pytree_fixed_point)
 from jaxtwin.games.replicator import control_path, time_grid
 
 
@@ -133,7 +134,9 @@ _CACHE: dict = {}
 
 def stackelberg_equilibrium(params: SyncParams, leaders: Sequence[int], opts: SolverOptions = SolverOptions(), *,
                             batched: bool = False) -> StackelbergSolution:
-    """float64 entry point of :func:`solve_stackelberg` (vmapped over a leading axis when ``batched``)."""
+    """float64 entry point of :func:`solve_stackelberg` (vmapped over a leading axis when ``batched``),
+    with enough Tsit5 substeps for the largest ``sigma`` (:func:`~jaxtwin.games.pmp.resolve_substeps`)."""
+    opts = resolve_substeps(params, opts)
     leaders, _ = split_roles(params.delta.shape[-1], leaders)
     key = (leaders, opts, batched)
     if key not in _CACHE:
