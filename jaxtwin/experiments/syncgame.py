@@ -205,29 +205,24 @@ def run_ess(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: dict) -> N
     save_figure(fig, png)
 
 
+# How each study moves the 4-VSP base: (params, value) -> params.
+_STUDY_UPDATES = {
+    "sigma": lambda p, v: p.replace(sigma=jnp.asarray(v, p.sigma.dtype)),
+    "delta_k": lambda p, v: p.replace(delta=p.delta.at[FOCAL].set(v)),
+    "r": lambda p, v: p.replace(r=jnp.asarray(v, p.r.dtype)),
+    "N": lambda p, v: p.replace(N=jnp.asarray(v, p.N.dtype)),
+    "p_k": lambda p, v: p.replace(p=p.p.at[FOCAL].set(v)),
+    "s": lambda p, v: p.replace(s=jnp.asarray(v, p.s.dtype)),
+    "w3": lambda p, v: p.replace(w=p.w.at[2].set(v)),
+}
+
+
 def study_params(name: str, values, T: float):
     """Params for one sensitivity study on the 4-VSP base, one per value."""
+    if name not in _STUDY_UPDATES:
+        raise ValueError(f"unknown study {name!r}; valid: {tuple(_STUDY_UPDATES)}")
     base = default_params(4, T=T)
-    out = []
-    for v in values:
-        if name == "sigma":
-            p = base.replace(sigma=jnp.asarray(v, base.sigma.dtype))
-        elif name == "delta_k":
-            p = base.replace(delta=base.delta.at[FOCAL].set(v))
-        elif name == "r":
-            p = base.replace(r=jnp.asarray(v, base.r.dtype))
-        elif name == "N":
-            p = base.replace(N=jnp.asarray(v, base.N.dtype))
-        elif name == "p_k":
-            p = base.replace(p=base.p.at[FOCAL].set(v))
-        elif name == "s":
-            p = base.replace(s=jnp.asarray(v, base.s.dtype))
-        elif name == "w3":
-            p = base.replace(w=base.w.at[2].set(v))
-        else:
-            raise ValueError(f"unknown study {name!r}")
-        out.append(p)
-    return out
+    return [_STUDY_UPDATES[name](base, v) for v in values]
 
 
 def _grid(cfg: SyncGameConfig, name: str) -> tuple[float, ...]:

@@ -4,42 +4,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from benchmarks.reference.syncgame_scipy import costate_rhs, maximiser, params_from_jaxtwin
 from jaxtwin.core.config import ConfigError
 from jaxtwin.games.params import default_params
 from jaxtwin.games.pmp import SolverOptions, costate_field, maximise_controls, solve_fixed_point
 
 
 def _hand_costate_rhs(p, z, lam, u):
-    """dlambda_i/dt = r lambda_i - dH_i/dz, differentiated by hand."""
-    p = jax.tree.map(np.asarray, p)
-    w1, w2, w3, w4 = p.w
-    x, y = z[:2], z[2:]
-    k = (p.a * p.delta + p.b) * p.D / p.N
-    g = k * u - p.c * y
-    S = g.sum()
-    out = np.zeros_like(lam)
-    for i in range(2):
-        lx, ly = lam[i, :2], lam[i, 2:]
-        dHdx = -lx * p.delta
-        dHdx[i] += w2 * p.rho[i] * np.exp(p.delta[i]) - 2 * w3 * (x[i] - p.xbar[i])
-        # d/dy_k of sum_m ly_m * sigma * (g_m - y_m S) = sigma*(-ly_k (c_k + S) + c_k * ly.y)
-        dHdy = p.sigma * (-ly * (p.c + S) + p.c * np.dot(ly, y))
-        dHdy[i] += w1 * p.p[i] * p.d * p.N + 2 * w4 * p.N * p.d * (p.D[i] * p.s * u[i] - p.N * p.d * y[i])
-        out[i] = p.r * lam[i] - np.concatenate([dHdx, dHdy])
-    return out
+    """dlambda_i/dt = r lambda_i - dH_i/dz, differentiated by hand (benchmarks.reference)."""
+    q = params_from_jaxtwin(p)
+    return costate_rhs(q, z[:2, None], z[2:, None], lam[..., None], u[:, None])[..., 0]
 
 
 def _hand_maximiser(p, z, lam, u):
-    p = jax.tree.map(np.asarray, p)
-    y = z[2:]
-    k = (p.a * p.delta + p.b) * p.D / p.N
-    res = []
-    for i in range(2):
-        lx, ly = lam[i, :2], lam[i, 2:]
-        ds = p.D[i] * p.s
-        grad_free = lx[i] + p.sigma * k[i] * (ly[i] - np.dot(ly, y))
-        res.append(np.clip(p.N * p.d * y[i] / ds + grad_free / (2 * p.w[3] * ds ** 2), 0, p.u_max))
-    return np.array(res)
+    """The clipped maximiser, by hand (it depends on neither x nor the other players' u)."""
+    return maximiser(params_from_jaxtwin(p), z[2:, None], lam[..., None])[:, 0]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
