@@ -7,6 +7,9 @@ import sys
 
 BENCHMARKS = {
     "env": "benchmarks.env",
+    "coevodt": "benchmarks.coevodt",
+    "civic": "benchmarks.civic",
+    "syncgame": "benchmarks.syncgame",
     "ppo": "benchmarks.ppo_throughput",
 }
 
