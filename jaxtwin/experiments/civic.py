@@ -13,6 +13,12 @@ Commands (``jaxtwin civic <command> --help``):
 
 Trained agents are cached per scenario under ``DIR/agents/<name>/`` so a rerun
 skips finished training; ``--overwrite`` redoes everything.
+
+``--devices N`` spreads the evaluation episodes (the vmapped seed batch of
+every evaluation, :mod:`jaxtwin.core.sharding`) over N devices (0: all),
+with results identical to one device. PPO training is one learner whose
+gradient averages over its environments, not a batch of independent work, so
+it stays on one device.
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxtwin.core import artifacts
+from jaxtwin.core import artifacts, sharding
 from jaxtwin.core.config import (ConfigError, add_dataclass_arguments, config_from_args,
                                  require_choice, require_int, require_positive, require_range)
 from jaxtwin.envs.civic import CivicEnv, EnvParams
@@ -96,6 +102,7 @@ class CivicConfig:
     adapt_thresholds: tuple[float, ...] = field(default=(0.60, 0.67), metadata={"help": "threshold before/after the switch"})
     adapt_p_req: tuple[float, ...] = field(default=(0.8, 1.0), metadata={"help": "request probability before/after the switch"})
     seed: int = field(default=0, metadata={"help": "master seed"})
+    devices: int = field(default=1, metadata={"help": sharding.DEVICES_HELP})
     agent: AgentConfig = field(default_factory=AgentConfig)
 
     def __post_init__(self):
@@ -116,6 +123,7 @@ class CivicConfig:
             raise ConfigError("CivicConfig.adapt_thresholds/adapt_p_req: need exactly two values (before, after)")
         require_range(self, "adapt_thresholds", 0.0, 1.0, lo_open=True)
         require_range(self, "adapt_p_req", 0.0, 1.0, lo_open=True)
+        sharding.require_devices(self, "devices")
 
 
 def require_int_tuple(obj: Any, name: str) -> None:
@@ -205,10 +213,15 @@ def drl_policy(env: CivicEnv, params: EnvParams, agent: AgentConfig, net_params,
 
 
 def evaluate_policies(env: CivicEnv, params: EnvParams, named_policies: dict, n_episodes: int,
-                      key: jax.Array) -> list[dict]:
-    """Rows (policy x seed) of per-episode metrics, all policies in one jitted program."""
+                      key: jax.Array, *, devices: int = 1) -> list[dict]:
+    """Rows (policy x seed) of per-episode metrics, all policies in one jitted program.
+
+    ``devices`` (see :func:`jaxtwin.core.sharding.sharded_call`) spreads the
+    seeds over devices; the rows do not depend on it.
+    """
     names = list(named_policies)
-    ev = make_evaluator(env, [named_policies[n] for n in names])
+    ev = sharding.sharded_call(make_evaluator(env, [named_policies[n] for n in names]), devices,
+                               in_axes=(0, None), out_axes=1)  # metrics [policy, seed]
     m = jax.tree.map(np.asarray, ev(jax.random.split(key, n_episodes), params))
     rows = []
     for i, name in enumerate(names):
@@ -275,7 +288,8 @@ def run_coop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> 
             policies["DRL"] = drl_policy(coop_env, p_solo, cfg.agent, net_solo, trained_env=solo_env)
             policies["DRL-GCP"] = drl_policy(coop_env, p_coop, cfg.agent, net_coop)
             policies = {n: policies[n] for n in COOP_POLICIES}
-            for r in evaluate_policies(coop_env, p_coop, policies, cfg.eval_episodes, _key(cfg, 3, i, j)):
+            for r in evaluate_policies(coop_env, p_coop, policies, cfg.eval_episodes, _key(cfg, 3, i, j),
+                                       devices=cfg.devices):
                 rows.append({"n_msps": M, "horizon": T, **r})
     summary = _write_results(out, cfg, rows, ("n_msps", "horizon", "policy"))
     rel = coop_relative_table(summary)
@@ -344,7 +358,7 @@ def run_noncoop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) 
             curves[f"M{M}_N{N}"] = m.get("mean_return", np.zeros(0))
             pols = {n: make_baseline(n, env) for n in NONCOOP_POLICIES if n != "DRL"}
             pols["DRL"] = drl_policy(env, p, cfg.agent, net)
-            for r in evaluate_policies(env, p, pols, cfg.eval_episodes, _key(cfg, 12, i, j)):
+            for r in evaluate_policies(env, p, pols, cfg.eval_episodes, _key(cfg, 12, i, j), devices=cfg.devices):
                 rows.append({"n_msps": M, "requests_per_head": N, **r})
     summary = _write_results(out, cfg, rows, ("n_msps", "requests_per_head", "policy"))
     if curves and all(len(v) for v in curves.values()):
@@ -379,14 +393,14 @@ def run_tolerance(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True
         p = base_p.replace(budget_scale=N / T)
         pols = {n: make_baseline(n, env) for n in ("Saving", "Average", "Max", "Myopic-Optimal")}
         pols["DRL"] = drl_policy(env, p, cfg.agent, net)
-        for r in evaluate_policies(env, p, pols, cfg.eval_episodes, _key(cfg, 22)):
+        for r in evaluate_policies(env, p, pols, cfg.eval_episodes, _key(cfg, 22), devices=cfg.devices):
             rows.append({"mode": "requests", "trial": k, "load_pct": 100 * T / N, "budget_pct": 100.0, **r})
     pols = {n: make_baseline(n, base_env) for n in ("Saving", "Average", "Max", "Myopic-Optimal")}
     pols["DRL"] = drl_policy(base_env, base_p, cfg.agent, net)
     for k in range(cfg.tolerance_trials):
         p = base_p.replace(budget_factor=base_p.budget_factor * (1.0 - 0.05 * k))
         # same keys in every trial: only the budget differs between trials (common random numbers)
-        for r in evaluate_policies(base_env, p, pols, cfg.eval_episodes, _key(cfg, 22)):
+        for r in evaluate_policies(base_env, p, pols, cfg.eval_episodes, _key(cfg, 22), devices=cfg.devices):
             rows.append({"mode": "budget", "trial": k, "load_pct": 100.0, "budget_pct": 100 * (1 - 0.05 * k), **r})
     summary = _write_results(out, cfg, rows, ("mode", "trial", "load_pct", "budget_pct", "policy"))
     for mode, xkey in (("requests", "load_pct"), ("budget", "budget_pct")):
@@ -411,7 +425,8 @@ def run_withdraw(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True)
     pols = {n: make_baseline(n, env) for n in ("Avg-GCP", "Max-GCP", "Random-GCP")}
     pols["DRL-GCP"] = drl_policy(env, p, cfg.agent, net)
     names = list(pols)
-    ev = make_evaluator(env, [pols[n] for n in names])   # compiled once: the ratio is a parameter
+    ev = sharding.sharded_call(make_evaluator(env, [pols[n] for n in names]), cfg.devices,
+                               in_axes=(0, None), out_axes=1)  # compiled once: the ratio is a parameter
     keys = jax.random.split(_key(cfg, 32), cfg.eval_episodes)
     rows = []
     for ratio in cfg.ratios:
@@ -447,13 +462,18 @@ def run_adapt(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) ->
     eval_keys = jax.random.split(_key(cfg, 42), cfg.eval_episodes)
 
     @jax.jit
-    def evaluate(net_params, params):
+    def evaluate_seeds(keys, net_params, params):
         pol = from_actor(act, net_params)
 
         def one(k):
             st, ret, _ = run_episode(env, pol, k, params)
             return episode_metrics(st, ret)
-        return jax.vmap(one)(eval_keys)
+        return jax.vmap(one)(keys)
+
+    seeds_on_devices = sharding.sharded_call(evaluate_seeds, cfg.devices, in_axes=(0, None, None))
+
+    def evaluate(net_params, params):
+        return seeds_on_devices(eval_keys, net_params, params)
 
     runner = None
     rows = []
@@ -534,20 +554,30 @@ def run_evaluate(cfg: CivicConfig, out_dir, *, overwrite=False, progress=True) -
              else ("Random", "Saving", "Average", "Max", "Myopic-Optimal"))
     pols = {n: make_baseline(n, env) for n in names}
     pols["DRL-GCP" if cfg.cooperative else "DRL"] = drl_policy(env, p, cfg.agent, net)
-    rows = evaluate_policies(env, p, pols, cfg.eval_episodes, _key(cfg, 52))
+    rows = evaluate_policies(env, p, pols, cfg.eval_episodes, _key(cfg, 52), devices=cfg.devices)
     artifacts.write_csv(out / "evaluation.csv", rows)
     artifacts.write_csv(out / "evaluation_summary.csv", _summary(rows, ("policy",)))
     return rows
 
 
 # ------------------------------------------------------------------ CLI
+MULTI_DEVICE_EPILOG = (
+    "Multiple devices: --devices 0 spreads the evaluation episodes over every device (--devices N: "
+    "the first N local ones); results match --devices 1. On a CPU, "
+    "XLA_FLAGS=--xla_force_host_platform_device_count=4 gives 4 devices. Across hosts: set "
+    "JAX_COORDINATOR_ADDRESS=host:port (of process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID on "
+    "every process and pass --devices 0; every process gathers the full results and writes the "
+    "same artifacts (give each its own --out, or share one: writes are atomic).")
+
+
 def _parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="CIVIC: immersion-aware allocation with a shared credit pool.")
+    parser = argparse.ArgumentParser(prog=prog, description="CIVIC: immersion-aware allocation with a shared credit pool.",
+                                     epilog=MULTI_DEVICE_EPILOG)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, helptext in (("experiment", "run one of the spec's experiments"),
                            ("train", "train PPO on one scenario (checkpoint + resume)"),
                            ("evaluate", "evaluate the agent trained in --out against the baselines")):
-        sp = sub.add_parser(name, help=helptext)
+        sp = sub.add_parser(name, help=helptext, epilog=MULTI_DEVICE_EPILOG)
         if name == "experiment":
             sp.add_argument("which", choices=EXPERIMENTS, help="experiment to run")
         add_dataclass_arguments(sp, CivicConfig, exclude=("experiment",))
@@ -562,6 +592,7 @@ def cli(argv: list[str], prog: str = "jaxtwin civic") -> int:
     """``jaxtwin civic {experiment,train,evaluate} ...``; returns the exit code."""
     ns = _parser(prog).parse_args(argv)
     try:
+        sharding.initialize_distributed()  # before any JAX work (config validation counts devices)
         cfg = config_from_args(CivicConfig, ns, config_file=ns.config, exclude=("experiment",))
         if ns.command == "experiment":
             cfg = replace(cfg, experiment=ns.which)

@@ -19,6 +19,12 @@ Layout under ``out_dir``: ``config.json``, ``ablation.csv``, optional
 
 Run ``r`` uses seed ``seed + r`` (run 0 uses the seed's SEED=42); all modes share
 the run seeds so modes are compared pairwise.
+
+``devices`` spreads the runs of a mode (and the scenario x run batch of the
+sensitivity sweep) over devices (:mod:`jaxtwin.core.sharding`): the same jitted
+programs run with the run axis sharded, so the results equal the single-device
+ones (see ``tests/experiments/test_multidevice.py``). Checkpoints hold the
+gathered, unpadded carry, so a run can resume under a different device count.
 """
 from __future__ import annotations
 
@@ -36,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from jaxtwin.core import artifacts, stats
+from jaxtwin.core import artifacts, sharding, stats
 from jaxtwin.core.config import (ConfigError, add_dataclass_arguments, config_from_args,
                                  require_choice, require_int, require_range)
 from jaxtwin.core.progress import run_chunks
@@ -72,6 +78,7 @@ class CoEvoDTConfig(ProtocolConfig):
     smooth_window: int = field(default=10, metadata={"help": "moving-average window of the return plot"})
     prng_impl: Literal["unsafe_rbg", "rbg", "threefry2x32"] = field(
         default="unsafe_rbg", metadata={"help": "PRNG implementation (rbg variants compile ~3x faster on CPU)"})
+    devices: int = field(default=1, metadata={"help": sharding.DEVICES_HELP})
 
     def __post_init__(self):
         super().__post_init__()
@@ -79,6 +86,7 @@ class CoEvoDTConfig(ProtocolConfig):
         require_int(self, "runs", "sensitivity_runs", "bootstrap_resamples", "smooth_window", minimum=1)
         require_int(self, "seed", minimum=0)
         require_range(self, "sensitivity_delta", 0.0, 1.0, lo_open=True, hi_open=True)
+        sharding.require_devices(self, "devices")
         try:
             validate_params(self.env)
         except ConfigError as err:
@@ -123,6 +131,18 @@ def _compiled(protocol_cfg: ProtocolConfig, mode: str):
     return setup, jax.jit(group), finish
 
 
+@functools.lru_cache(maxsize=16)
+def _compiled_sharded(protocol_cfg: ProtocolConfig, mode: str, mesh):
+    """:func:`_compiled` with outputs pinned to the run sharding of ``mesh`` (same programs;
+    Online reuses PretrainOnly's wrapped setup and finish, as :func:`_compiled` does)."""
+    setup, group, finish = _compiled(protocol_cfg, mode)
+    group = sharding.sharded_jit(group, mesh, (0, 1))  # (carry [run, ...], metrics [episode, run, ...])
+    if mode == "Online":
+        setup, _, finish = _compiled_sharded(protocol_cfg, "PretrainOnly", mesh)
+        return setup, group, finish
+    return sharding.sharded_jit(setup, mesh, 0), group, sharding.sharded_jit(finish, mesh, 0)
+
+
 def _key_leaf(x) -> bool:
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
@@ -154,36 +174,44 @@ def train_mode(cfg: CoEvoDTConfig, mode: str, *, progress: bool = True,
     pretrained LSTM (computed once instead of twice).
     """
     setup, group, finish = _compiled(cfg.protocol(), mode)
-    env_params = cfg.env
     keys = run_keys(cfg)
+    n = cfg.runs
+    # devices > 1: the carry lives padded and run-sharded on the mesh between groups;
+    # only what reaches the host (metrics, checkpoints, results) is trimmed and gathered
+    mesh = None if cfg.devices == 1 else sharding.batch_mesh(cfg.devices)
+    place = (lambda t: t) if mesh is None else (lambda t: sharding.shard_batch(t, mesh)[0])
+    if mesh is not None:
+        setup, group, finish = _compiled_sharded(cfg.protocol(), mode, mesh)
+    env_params = cfg.env if mesh is None else sharding.replicate(cfg.env, mesh)
     start, train_parts = 0, None
     if checkpoint is not None and checkpoint.exists():
-        template = jax.eval_shape(setup, keys, env_params)[0]
+        template = jax.eval_shape(_compiled(cfg.protocol(), mode)[0], keys, cfg.env)[0]
         start, carry, report, train_parts = _load_checkpoint(checkpoint, template, cfg.prng_impl)
+        carry = place(carry)
     else:
         kind = "forecast" if mode != "NoPred" else "plain"
         if setup_cache is not None and kind in setup_cache:
             carry, report = setup_cache[kind]
         else:
-            carry, report = setup(keys, env_params)
-            report = jax.tree.map(np.asarray, report)
+            carry, report = setup(place(keys), env_params)
+            report = sharding.to_host(report, n)
             if setup_cache is not None:
                 setup_cache[kind] = (carry, report)
 
     done = {"train": train_parts}
 
     def on_chunk(i, carry, metrics):
-        metrics = jax.tree.map(np.asarray, metrics)
+        metrics = sharding.to_host(metrics, n, axis=1)  # [episode, run, ...]
         prev = done["train"]
         done["train"] = metrics if prev is None else jax.tree.map(
             lambda a, b: np.concatenate([a, b]), prev, metrics)
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, i + 1, carry, report, done["train"])
+            _save_checkpoint(checkpoint, i + 1, sharding.to_host(carry, n), report, done["train"])
 
     carry, _ = run_chunks(lambda c, g: group(c, g, env_params), carry, cfg.n_groups,
                           desc=f"Co-EvoDT {mode}", disable=None if progress else True,
                           on_chunk=on_chunk, start=start)
-    final = jax.tree.map(np.asarray, finish(carry, env_params))
+    final = sharding.to_host(finish(carry, env_params), n)
     train = jax.tree.map(lambda x: np.moveaxis(np.asarray(x), 0, 1), done["train"])  # run axis first
     delta, converged = convergence(train["mean_reward"], cfg.convergence_window, cfg.convergence_tol)
     return dict(report, train=train, convergence_delta=np.asarray(delta),
@@ -356,7 +384,7 @@ def run_sensitivity(cfg: CoEvoDTConfig, out_dir: Path) -> Path:
                           *[s[2] for s in scen])
     keys = jnp.tile(run_keys(cfg, n_r), n_s)
     proto = Protocol(cfg.protocol(), cfg.sensitivity_mode)
-    res = jax.jit(jax.vmap(proto.run))(keys, params)
+    res = sharding.sharded_call(jax.jit(jax.vmap(proto.run)), cfg.devices)(keys, params)
     rows = []
     for k, (name, factor, p) in enumerate(scen):
         sl = slice(k * n_r, (k + 1) * n_r)
@@ -411,10 +439,20 @@ def run(config: CoEvoDTConfig, out_dir, *, overwrite: bool = False, progress: bo
 
 
 # ----------------------------------------------------------------- CLI
+MULTI_DEVICE_EPILOG = (
+    "Multiple devices: --devices 0 spreads the runs over every device (--devices N: the first N "
+    "local ones); results match --devices 1. On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=4 "
+    "gives 4 devices. Across hosts: set JAX_COORDINATOR_ADDRESS=host:port (of process 0), "
+    "JAX_NUM_PROCESSES and JAX_PROCESS_ID on every process and pass --devices 0; jax.distributed "
+    "starts before any work, every process gathers the full results and writes the same artifacts "
+    "(give each its own --out, or share one: writes are atomic).")
+
+
 def cli(argv: list[str], prog: str = "jaxtwin coevodt") -> int:
     """``jaxtwin coevodt [options]``: run the experiment and print the aggregate table."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                     epilog=MULTI_DEVICE_EPILOG)
     add_dataclass_arguments(parser, CoEvoDTConfig, exclude=("sensitivity",))
     parser.add_argument("--sensitivity", action="store_true",
                         help="also run the +-sensitivity_delta sweep on alpha_p, alpha_i, alpha_u")
@@ -424,6 +462,7 @@ def cli(argv: list[str], prog: str = "jaxtwin coevodt") -> int:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     ns = parser.parse_args(argv)
     try:
+        sharding.initialize_distributed()  # before any JAX work (config validation counts devices)
         cfg = config_from_args(CoEvoDTConfig, ns, config_file=ns.config, exclude=("sensitivity",))
         if ns.sensitivity:
             cfg = dataclasses.replace(cfg, sensitivity=True)
