@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxtwin.core import sharding
 from jaxtwin.core.artifacts import all_exist, environment_info, save_figure, write_csv, write_json
 from jaxtwin.core.config import (ConfigError, add_dataclass_arguments, config_from_args, require_choice,
                                  require_int, require_positive)
@@ -77,6 +78,7 @@ class SyncGameConfig:
     compare_n_vsp: int = dataclasses.field(default=3, metadata={"help": "VSPs in the payoff comparison (1 leader + the rest followers)"})
     leader: int = dataclasses.field(default=0, metadata={"help": "index of the Stackelberg leader"})
     ess_horizon: float = dataclasses.field(default=40.0, metadata={"help": "time span of the ESS runs"})
+    devices: int = dataclasses.field(default=1, metadata={"help": "sensitivity sweeps: " + sharding.DEVICES_HELP})
 
     def __post_init__(self):
         require_positive(self, "T", "tol", "ess_horizon")
@@ -87,6 +89,7 @@ class SyncGameConfig:
         require_int(self, "compare_n_vsp", minimum=2)
         require_int(self, "leader", minimum=0)
         require_choice(self, "linear_solver", ("dense", "gmres"))
+        sharding.require_devices(self, "devices")
         if self.compare_n_vsp > 4:
             raise ConfigError(f"SyncGameConfig.compare_n_vsp={self.compare_n_vsp!r}: must be in [2, 4]")
         if self.leader >= self.compare_n_vsp:
@@ -148,7 +151,7 @@ def _rest_points(stacked_params, u: np.ndarray) -> np.ndarray:
 
 
 def _nash(params, cfg: SyncGameConfig, n_grid: int, batched: bool = False):
-    return nash_equilibrium(params, cfg.options(n_grid), batched=batched)
+    return nash_equilibrium(params, cfg.options(n_grid), batched=batched, devices=cfg.devices)
 
 
 # ------------------------------------------------------------ experiments
@@ -429,6 +432,7 @@ def cli(argv: list[str], prog: str = "jaxtwin syncgame") -> int:
     add_dataclass_arguments(parser, SyncGameConfig)
     ns = parser.parse_args(argv)
     try:
+        sharding.initialize_distributed()  # before any JAX work (config validation counts devices)
         cfg = config_from_args(SyncGameConfig, ns, config_file=ns.config)
         summary = run(cfg, ns.out, command=ns.command, overwrite=ns.overwrite, progress=not ns.no_progress)
     except ConfigError as exc:

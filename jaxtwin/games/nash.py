@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from jaxtwin.games.model import initial_state, instantaneous_payoff, state_field
 from jaxtwin.games.params import SyncParams, as_float64
+from jaxtwin.core.sharding import sharded_call
 from jaxtwin.games.pmp import (SolverOptions, controls_fn, costate_field, integrate_backward,
                                integrate_forward, maximise_controls, resolve_substeps, solve_fixed_point)
 from jaxtwin.games.replicator import time_grid
@@ -96,13 +97,21 @@ def solve_nash(params: SyncParams, opts: SolverOptions = SolverOptions(), us0: j
                         res.iterations, code)
 
 
-def nash_equilibrium(params: SyncParams, opts: SolverOptions = SolverOptions(), *, batched: bool = False) -> GameSolution:
+def nash_equilibrium(params: SyncParams, opts: SolverOptions = SolverOptions(), *, batched: bool = False,
+                     devices: int = 1) -> GameSolution:
     """float64 entry point: :func:`solve_nash` jitted (vmapped over a leading
     params axis when ``batched``) inside ``jax.enable_x64``, with enough Tsit5
-    substeps for the largest ``sigma`` (:func:`~jaxtwin.games.pmp.resolve_substeps`)."""
+    substeps for the largest ``sigma`` (:func:`~jaxtwin.games.pmp.resolve_substeps`).
+
+    ``devices`` (batched only; 0 = all, see :func:`jaxtwin.core.sharding.sharded_call`)
+    spreads the parameter points over devices; the solutions agree to float64 rounding.
+    """
     opts = resolve_substeps(params, opts)
+    fn = _jitted_nash(opts, batched)
+    if batched and devices != 1:
+        fn = sharded_call(fn, devices)
     with jax.enable_x64(True):
-        return jax.block_until_ready(_jitted_nash(opts, batched)(as_float64(params)))
+        return jax.block_until_ready(fn(as_float64(params)))
 
 
 _CACHE: dict = {}
