@@ -20,7 +20,9 @@ Outputs (tidy CSVs, one row per observation; PNGs; ``config.json``):
 
 Every solver call runs in float64 (``jax.enable_x64`` around tracing and execution);
 each sensitivity study is ONE jitted ``vmap`` over its grid (grids are padded to a
-common length so all studies share one compilation).
+common length so all studies share one compilation), solved by 4th-order
+collocation (:mod:`jaxtwin.games.collocation`; ``--sens-solver pmp`` for the
+forward-backward sweep solver the trajectories and comparison use).
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from jaxtwin.core.artifacts import all_exist, environment_info, save_figure, wri
 from jaxtwin.core.config import (ConfigError, add_dataclass_arguments, config_from_args, require_choice,
                                  require_int, require_positive)
 from jaxtwin.core.plotting import bar_plot  # noqa: F401  (also sets the Agg backend)
+from jaxtwin.games.collocation import CollocationOptions, nash_collocation
 from jaxtwin.games.nash import nash_equilibrium
 from jaxtwin.games.params import EXTRA_VSP_DELTAS, as_float64, default_params, stack_params
 from jaxtwin.games.pmp import SolverOptions, resolve_substeps
@@ -70,6 +73,7 @@ class SyncGameConfig:
     T: float = dataclasses.field(default=50.0, metadata={"help": "horizon T"})
     n_grid: int = dataclasses.field(default=201, metadata={"help": "time-grid nodes for trajectories/compare"})
     sens_n_grid: int = dataclasses.field(default=101, metadata={"help": "time-grid nodes for the sensitivity studies"})
+    sens_solver: str = dataclasses.field(default="collocation", metadata={"help": "sensitivity studies' Nash solver: collocation (4th order, graded mesh; games.collocation) or pmp (forward-backward sweep, Newton; games.nash)"})
     tol: float = dataclasses.field(default=1e-8, metadata={"help": "fixed-point tolerance (max |Phi(u)-u|)"})
     max_iter: int = dataclasses.field(default=60, metadata={"help": "max Newton iterations"})
     linear_solver: str = dataclasses.field(default="dense", metadata={"help": "Newton linear solver: dense or gmres"})
@@ -89,6 +93,7 @@ class SyncGameConfig:
         require_int(self, "compare_n_vsp", minimum=2)
         require_int(self, "leader", minimum=0)
         require_choice(self, "linear_solver", ("dense", "gmres"))
+        require_choice(self, "sens_solver", ("collocation", "pmp"))
         sharding.require_devices(self, "devices")
         if self.compare_n_vsp > 4:
             raise ConfigError(f"SyncGameConfig.compare_n_vsp={self.compare_n_vsp!r}: must be in [2, 4]")
@@ -98,13 +103,24 @@ class SyncGameConfig:
             if s not in STUDIES:
                 raise ConfigError(f"SyncGameConfig.studies={self.studies!r}: unknown study {s!r}; valid: {tuple(STUDIES)}")
 
+    def collocation_options(self) -> CollocationOptions:
+        """The sensitivity studies' collocation settings (graded mesh, 9-node start)."""
+        return CollocationOptions(n_grid=self.sens_n_grid, tol=self.tol, max_iter=self.max_iter,
+                                  grading=0.7, coarse_grid=9)
+
     def options(self, n_grid: int) -> SolverOptions:
         return SolverOptions(n_grid=n_grid, tol=self.tol, max_iter=self.max_iter, linear_solver=self.linear_solver)
 
 
 # ------------------------------------------------------------------ helpers
-def _plateau_mask(ts: np.ndarray, T: float) -> np.ndarray:
-    return (ts >= 0.4 * T) & (ts <= 0.6 * T)
+def plateau_mean(ts: np.ndarray, values: np.ndarray, T: float) -> np.ndarray:
+    """Time average of ``values`` (``[K, ...]`` at nodes ``ts``) over ``[0.4T, 0.6T]``,
+    by linear interpolation on 41 even points: independent of where the nodes lie
+    (uniform for the sweep solver, graded for collocation)."""
+    t_eval = np.linspace(0.4 * T, 0.6 * T, 41)
+    flat = values.reshape(values.shape[0], -1)
+    out = np.stack([np.interp(t_eval, ts, flat[:, j]) for j in range(flat.shape[1])], axis=1).mean(axis=0)
+    return out.reshape(values.shape[1:])
 
 
 def _settle_time(ts: np.ndarray, y: np.ndarray, target: np.ndarray, tol: float = 0.01) -> float:
@@ -179,7 +195,7 @@ def run_ess(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: dict) -> N
     params = default_params(2, T=cfg.T)
     sol = _nash(params, cfg, cfg.n_grid)
     ts = np.asarray(sol.ts)
-    u_plateau = np.asarray(sol.controls)[_plateau_mask(ts, cfg.T)].mean(axis=0)
+    u_plateau = plateau_mean(ts, np.asarray(sol.controls), cfg.T)
     with jax.enable_x64(True):
         p64 = as_float64(params)
         u = jnp.asarray(u_plateau)
@@ -248,21 +264,24 @@ def run_sensitivity(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: di
         plist = plist + [plist[-1]] * (pad - len(plist))   # one compilation for all studies
         t0 = time.perf_counter()
         stacked = stack_params(plist)
-        sol = _nash(stacked, cfg, cfg.sens_n_grid, batched=True)
+        if cfg.sens_solver == "collocation":
+            sol = nash_collocation(stacked, cfg.collocation_options(), batched=True, devices=cfg.devices)
+        else:
+            sol = _nash(stacked, cfg, cfg.sens_n_grid, batched=True)
         secs = time.perf_counter() - t0
         ts = np.asarray(sol.ts[0])
-        mask = _plateau_mask(ts, cfg.T)
-        u_plat = np.asarray(sol.controls)[:, mask].mean(axis=1)
+        u_plat = np.stack([plateau_mean(ts, u, cfg.T) for u in np.asarray(sol.controls)])
         y_rest = _rest_points(stacked, u_plat)
         rows = []
         for j, v in enumerate(vals):
             z = np.asarray(sol.states[j])
             m = u_plat.shape[1]
-            y_plat = z[mask, m:].mean(axis=0)
+            z_plat = plateau_mean(ts, z, cfg.T)
+            y_plat = z_plat[m:]
             settle = _settle_time(ts, z[:, m:], y_plat)
             for i in range(m):
                 rows.append(dict(study=name, value=v, vsp=i + 1, u_plateau=u_plat[j, i], y_plateau=y_plat[i],
-                                 y_rest=y_rest[j, i], x_plateau=z[mask, i].mean(), payoff=float(sol.payoffs[j, i]),
+                                 y_rest=y_rest[j, i], x_plateau=z_plat[i], payoff=float(sol.payoffs[j, i]),
                                  y_settle_time=settle,
                                  residual=float(sol.residual[j]), converged=bool(sol.converged[j]),
                                  iterations=int(sol.iterations[j])))
@@ -271,8 +290,9 @@ def run_sensitivity(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: di
         summary.setdefault("sensitivity", {})[name] = dict(
             max_residual=float(np.max(np.asarray(sol.residual)[: len(vals)])),
             all_converged=bool(np.all(np.asarray(sol.converged)[: len(vals)])),
-            max_iterations=int(np.max(np.asarray(sol.iterations))), seconds=secs,
-            substeps=resolve_substeps(stacked, cfg.options(cfg.sens_n_grid)).substeps)
+            max_iterations=int(np.max(np.asarray(sol.iterations))), seconds=secs, solver=cfg.sens_solver,
+            **({"substeps": resolve_substeps(stacked, cfg.options(cfg.sens_n_grid)).substeps}
+               if cfg.sens_solver == "pmp" else {}))
     if todo:
         summary["sensitivity_wall_seconds"] = time.perf_counter() - t_all
     _write_findings(cfg, out)

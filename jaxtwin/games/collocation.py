@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxtwin.core.config import require_int, require_positive, require_range
+from jaxtwin.core.sharding import sharded_call
 from jaxtwin.games.model import initial_state, instantaneous_payoff, state_field
 from jaxtwin.games.nash import GameSolution, initial_controls
 from jaxtwin.games.params import SyncParams, as_float64
@@ -409,12 +410,18 @@ def solve_nash_collocation(params: SyncParams, opts: CollocationOptions = Colloc
 
 
 def nash_collocation(params: SyncParams, opts: CollocationOptions = CollocationOptions(), *,
-                     batched: bool = False) -> GameSolution:
+                     batched: bool = False, devices: int = 1) -> GameSolution:
     """float64 entry point: :func:`solve_nash_collocation` jitted (vmapped over a
     leading params axis when ``batched``) inside ``jax.enable_x64``. Non-finite
-    params give ``converged=False`` and ``ode_result == NOT_FINITE`` for that point."""
+    params give ``converged=False`` and ``ode_result == NOT_FINITE`` for that point.
+
+    ``devices`` (batched only; 0 = all, see :func:`jaxtwin.core.sharding.sharded_call`)
+    spreads the parameter points over devices."""
+    fn = _jitted(opts, batched)
+    if batched and devices != 1:
+        fn = sharded_call(fn, devices)
     with jax.enable_x64(True):
-        return jax.block_until_ready(_jitted(opts, batched)(as_float64(params)))
+        return jax.block_until_ready(fn(as_float64(params)))
 
 
 _CACHE: dict = {}
