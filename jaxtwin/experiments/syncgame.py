@@ -113,14 +113,14 @@ class SyncGameConfig:
 
 
 # ------------------------------------------------------------------ helpers
-def plateau_mean(ts: np.ndarray, values: np.ndarray, T: float) -> np.ndarray:
-    """Time average of ``values`` (``[K, ...]`` at nodes ``ts``) over ``[0.4T, 0.6T]``,
+def plateau_mean(ts: np.ndarray, values: np.ndarray, T: float, axis: int = 0) -> np.ndarray:
+    """Time average of ``values`` (nodes ``ts`` along ``axis``) over ``[0.4T, 0.6T]``,
     by linear interpolation on 41 even points: independent of where the nodes lie
     (uniform for the sweep solver, graded for collocation)."""
     t_eval = np.linspace(0.4 * T, 0.6 * T, 41)
-    flat = values.reshape(values.shape[0], -1)
-    out = np.stack([np.interp(t_eval, ts, flat[:, j]) for j in range(flat.shape[1])], axis=1).mean(axis=0)
-    return out.reshape(values.shape[1:])
+    # row k of the identity interpolated = node k's weight at each evaluation point
+    weights = np.stack([np.interp(t_eval, ts, e) for e in np.eye(ts.shape[0])]).mean(axis=1)
+    return np.tensordot(weights, np.moveaxis(values, axis, 0), axes=1)
 
 
 def _settle_time(ts: np.ndarray, y: np.ndarray, target: np.ndarray, tol: float = 0.01) -> float:
@@ -270,7 +270,7 @@ def run_sensitivity(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: di
             sol = _nash(stacked, cfg, cfg.sens_n_grid, batched=True)
         secs = time.perf_counter() - t0
         ts = np.asarray(sol.ts[0])
-        u_plat = np.stack([plateau_mean(ts, u, cfg.T) for u in np.asarray(sol.controls)])
+        u_plat = plateau_mean(ts, np.asarray(sol.controls), cfg.T, axis=1)
         y_rest = _rest_points(stacked, u_plat)
         rows = []
         for j, v in enumerate(vals):

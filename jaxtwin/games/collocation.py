@@ -47,10 +47,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxtwin.core.config import require_int, require_positive, require_range
-from jaxtwin.core.sharding import sharded_call
 from jaxtwin.games.model import initial_state, instantaneous_payoff, state_field
-from jaxtwin.games.nash import GameSolution, initial_controls
-from jaxtwin.games.params import SyncParams, as_float64
+from jaxtwin.games.nash import GameSolution, call_float64, initial_controls
+from jaxtwin.games.params import SyncParams
 
 # Residual at which the coarse starting solve stops: its discretisation error
 # (~0.2 in x at 9 nodes) dwarfs any tighter solve, and the quadratic tail it
@@ -417,19 +416,4 @@ def nash_collocation(params: SyncParams, opts: CollocationOptions = CollocationO
 
     ``devices`` (batched only; 0 = all, see :func:`jaxtwin.core.sharding.sharded_call`)
     spreads the parameter points over devices."""
-    fn = _jitted(opts, batched)
-    if batched and devices != 1:
-        fn = sharded_call(fn, devices)
-    with jax.enable_x64(True):
-        return jax.block_until_ready(fn(as_float64(params)))
-
-
-_CACHE: dict = {}
-
-
-def _jitted(opts: CollocationOptions, batched: bool):
-    key = (opts, batched)
-    if key not in _CACHE:
-        fn = lambda p: solve_nash_collocation(p, opts)  # noqa: E731
-        _CACHE[key] = jax.jit(jax.vmap(fn) if batched else fn)
-    return _CACHE[key]
+    return call_float64(solve_nash_collocation, params, opts, batched=batched, devices=devices)

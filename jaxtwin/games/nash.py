@@ -106,20 +106,22 @@ def nash_equilibrium(params: SyncParams, opts: SolverOptions = SolverOptions(), 
     ``devices`` (batched only; 0 = all, see :func:`jaxtwin.core.sharding.sharded_call`)
     spreads the parameter points over devices; the solutions agree to float64 rounding.
     """
-    opts = resolve_substeps(params, opts)
-    fn = _jitted_nash(opts, batched)
-    if batched and devices != 1:
-        fn = sharded_call(fn, devices)
-    with jax.enable_x64(True):
-        return jax.block_until_ready(fn(as_float64(params)))
+    return call_float64(solve_nash, params, resolve_substeps(params, opts), batched=batched, devices=devices)
 
 
 _CACHE: dict = {}
 
 
-def _jitted_nash(opts: SolverOptions, batched: bool):
-    key = (opts, batched)
+def call_float64(solve, params: SyncParams, opts, *, batched: bool = False, devices: int = 1):
+    """``solve(params, opts)`` jitted once per ``(solve, opts, batched)`` (vmapped over a
+    leading params axis when ``batched``, sharded over ``devices`` when not 1) and run
+    inside ``jax.enable_x64`` on float64 params: the shared body of the float64 entry points."""
+    key = (solve, opts, batched)
     if key not in _CACHE:
-        fn = lambda p: solve_nash(p, opts)  # noqa: E731
+        fn = lambda p: solve(p, opts)  # noqa: E731
         _CACHE[key] = jax.jit(jax.vmap(fn) if batched else fn)
-    return _CACHE[key]
+    fn = _CACHE[key]
+    if batched and devices != 1:
+        fn = sharded_call(fn, devices)
+    with jax.enable_x64(True):
+        return jax.block_until_ready(fn(as_float64(params)))

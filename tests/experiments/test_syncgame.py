@@ -72,3 +72,15 @@ def test_sensitivity_solvers_agree_to_the_sweep_solvers_grid_error(tmp_path):
         assert (a["value"], a["vsp"]) == (b["value"], b["vsp"])
         assert abs(float(a["u_plateau"]) - float(b["u_plateau"])) < 0.05
         assert abs(float(a["y_plateau"]) - float(b["y_plateau"])) < 3.5e-4
+
+
+def test_plateau_mean_is_the_window_average_whatever_the_nodes():
+    import numpy as np
+
+    from jaxtwin.experiments.syncgame import plateau_mean
+
+    for ts in (np.linspace(0, 50, 11), np.array([0, 3, 19, 21, 24, 29.5, 33, 50.0])):
+        lin = np.stack([2 * ts + 1, -ts], axis=1)          # exact under linear interpolation
+        np.testing.assert_allclose(plateau_mean(ts, lin, 50.0), [2 * 25 + 1, -25], rtol=1e-12)
+        batch = np.stack([lin, 3 * lin])                    # nodes on axis 1
+        np.testing.assert_allclose(plateau_mean(ts, batch, 50.0, axis=1), [[51, -25], [153, -75]], rtol=1e-12)
