@@ -6,7 +6,11 @@ implementation (:mod:`benchmarks.reference.coevo_torch`: Python loops over
 runs, episodes, steps, agents and members). Same hyperparameters; the size is
 reduced (fewer training episodes and LSTM epochs) so the reference finishes in
 minutes. Reported per run: reference = its total / its runs; jaxtwin = one run
-alone, and ``--runs`` runs vmapped (total / runs, the headline). Compile time
+alone, ``--runs`` runs vmapped on one device (total / runs), and the same runs
+sharded over ``--devices`` devices (the headline when there is more than one:
+on a CPU-only host the CPU is split into one device per core, which is what
+``jaxtwin coevodt --devices 0`` does). Wall time and process CPU time are both
+reported: the CPU-time ratio is the speed-up per core used. Compile time
 separately.
 
 Before timing, the two are checked to agree on what is deterministic (one env
@@ -15,7 +19,7 @@ operators given the same choices) and, statistically, on the random-baseline
 metrics.
 
     python -m benchmarks coevodt [--runs 10] [--episodes 80] [--mode Online] [--quick]
-                                 [--torch-threads N]
+                                 [--torch-threads N] [--devices 0]
 
 The reference runs with torch's default intra-op threads unless
 ``--torch-threads`` is given (the setting is printed). On a loaded machine
@@ -203,32 +207,42 @@ def check_baseline_agreement(jax_baseline: dict, ref_baseline: dict) -> list[lis
 
 
 # ------------------------------------------------------------------ timing
-def make_jaxtwin_runner(cfg, mode: str):
+def make_jaxtwin_runner(cfg, mode: str, devices: int = 1):
     """``fn(keys) -> final`` running every run of ``keys`` as the experiment does (setup, one call
-    per evolution group, finish); ``fn.phases`` holds the phase times of the fastest call so far
-    (the first includes compilation, so it never stays the fastest)."""
-    from jaxtwin.experiments.coevodt import _compiled
+    per evolution group, finish), the runs sharded over ``devices`` devices when more than one
+    (:mod:`jaxtwin.core.sharding`, as ``jaxtwin coevodt --devices``). ``fn.phases`` holds the
+    phase times and ``fn.cpu_s`` the process CPU time of the fastest call so far (the first
+    includes compilation, so it never stays the fastest)."""
+    from jaxtwin.core import sharding
+    from jaxtwin.experiments.coevodt import _compiled, _compiled_sharded
 
-    setup, group, finish = _compiled(cfg.protocol(), mode)
+    if devices == 1:
+        setup, group, finish = _compiled(cfg.protocol(), mode)
+        place, env, host = (lambda t: t), cfg.env, (lambda t, n: t)
+    else:
+        mesh = sharding.batch_mesh(devices)
+        setup, group, finish = _compiled_sharded(cfg.protocol(), mode, mesh)
+        place, env = (lambda t: sharding.shard_batch(t, mesh)[0]), sharding.replicate(cfg.env, mesh)
+        host = sharding.unshard
 
     def fn(keys):
-        t0 = time.perf_counter()
-        carry, report = setup(keys, cfg.env)
+        t0, c0 = time.perf_counter(), time.process_time()
+        carry, report = setup(place(keys), env)
         jax.block_until_ready(carry)
         t1 = time.perf_counter()
         for g in range(cfg.n_groups):
-            carry, _ = group(carry, jnp.asarray(g, jnp.int32), cfg.env)
+            carry, _ = group(carry, jnp.asarray(g, jnp.int32), env)
         jax.block_until_ready(carry)
         t2 = time.perf_counter()
-        final = finish(carry, cfg.env)
+        final = finish(carry, env)
         jax.block_until_ready(final)
         phases = dict(setup=t1 - t0, train=t2 - t1, final=time.perf_counter() - t2)
         if not fn.phases or sum(phases.values()) < sum(fn.phases.values()):
-            fn.phases = phases  # the fastest call, the one time_jax reports
-        fn.result = dict(report, **final)
+            fn.phases, fn.cpu_s = phases, time.process_time() - c0  # the call time_jax reports
+            fn.result = host(dict(report, **final), len(keys))
         return final
 
-    fn.phases, fn.result = {}, None
+    fn.phases, fn.cpu_s, fn.result = {}, None, None
     return fn
 
 
@@ -243,10 +257,17 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--mode", default="Online", choices=("NoPred", "PretrainOnly", "Online"))
     p.add_argument("--torch-threads", type=int, default=None,
                    help="torch intra-op threads for the reference (default: torch's default)")
+    p.add_argument("--devices", type=int, default=0,
+                   help="devices the vmapped runs are also sharded over (0: all; on a CPU-only host the CPU "
+                        "is split into one device per core, as `jaxtwin coevodt --devices 0` does); 1: skip")
     p.add_argument("--skip-single", action="store_true", help="do not time jaxtwin with one run alone")
     p.add_argument("--quick", action="store_true", help="tiny sizes (< 60 s), for a smoke check")
     ns = p.parse_args(argv)
 
+    from jaxtwin.core import sharding
+
+    sharding.prepare_devices(ns.devices)  # before any JAX work (no-op if a backend is up)
+    n_devices = min(ns.runs, len(sharding.select_devices(ns.devices)))
     import torch
 
     from benchmarks.reference import coevo_torch as ref
@@ -267,19 +288,30 @@ def main(argv: list[str] | None = None) -> dict:
           + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))
 
     # reference: runs one after another, seeds 42, 43, ...
-    ref_results, ref_times = [], []
+    ref_results, ref_times, ref_cpu = [], [], []
     for r in range(ref_runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ref_results.append(ref.run_protocol(pcfg, ns.mode, cfg.seed + r))
         ref_times.append(time.perf_counter() - t0)
-    ref_per_run = float(np.mean(ref_times))
+        ref_cpu.append(time.process_time() - c0)
+    ref_per_run, ref_cpu_per_run = float(np.mean(ref_times)), float(np.mean(ref_cpu))
 
     # jaxtwin: all runs vmapped (headline), and one run alone
     runner = make_jaxtwin_runner(cfg, ns.mode)
     keys = run_keys(cfg)
     compile_s, jax_total = time_jax(runner, keys, repeats=2)
     phases_vmapped, jax_result = dict(runner.phases), runner.result
-    jax_per_run = jax_total / ns.runs
+    jax_per_run, jax_cpu_per_run = jax_total / ns.runs, runner.cpu_s / ns.runs
+    sharded = None
+    if n_devices > 1:
+        runner_sh = make_jaxtwin_runner(cfg, ns.mode, n_devices)
+        c_sh, s_sh = time_jax(runner_sh, keys, repeats=2)
+        sharded = dict(compile_s=c_sh, per_run=s_sh / ns.runs, cpu_per_run=runner_sh.cpu_s / ns.runs,
+                       phases=dict(runner_sh.phases))
+        same = jax.tree.map(lambda a, b: bool(np.array_equal(np.asarray(a), np.asarray(b))),
+                            jax_result["trained"], runner_sh.result["trained"])
+        print(f"sharded over {n_devices} devices: trained metrics identical to one device: "
+              f"{all(jax.tree.leaves(same))}")
     single = None
     if not skip_single:
         runner1 = make_jaxtwin_runner(cfg, ns.mode)
@@ -309,13 +341,18 @@ def main(argv: list[str] | None = None) -> dict:
     print_table(["metric", f"jaxtwin ({ns.runs} runs)", f"reference ({ref_runs} runs)"], trained)
     print()
 
-    rows = [[f"reference (torch, {ref_runs} run(s) in a loop)", ref_per_run, "-", 1.0]]
+    rows = [[f"reference (torch, {ref_runs} run(s) in a loop)", ref_per_run, ref_cpu_per_run, "-", 1.0, 1.0]]
     if single is not None:
-        rows.append(["jaxtwin, 1 run alone", single["steady_s"], single["compile_s"],
-                     ref_per_run / single["steady_s"]])
-    rows.append([f"jaxtwin, {ns.runs} runs vmapped (total/{ns.runs})", jax_per_run, compile_s,
-                 ref_per_run / jax_per_run])
-    print_table(["implementation", "s per run", "compile s", "speed-up vs reference"], rows)
+        rows.append(["jaxtwin, 1 run alone", single["steady_s"], "-", single["compile_s"],
+                     ref_per_run / single["steady_s"], "-"])
+    rows.append([f"jaxtwin, {ns.runs} runs vmapped (total/{ns.runs})", jax_per_run, jax_cpu_per_run, compile_s,
+                 ref_per_run / jax_per_run, ref_cpu_per_run / jax_cpu_per_run])
+    if sharded is not None:
+        rows.append([f"jaxtwin, {ns.runs} runs sharded over {n_devices} devices", sharded["per_run"],
+                     sharded["cpu_per_run"], sharded["compile_s"], ref_per_run / sharded["per_run"],
+                     ref_cpu_per_run / sharded["cpu_per_run"]])
+    print_table(["implementation", "s per run", "CPU s per run", "compile s", "speed-up (wall)",
+                 "speed-up (CPU s)"], rows)
     tm = {k: float(np.mean([r["timing"][k] for r in ref_results])) for k in ref_results[0]["timing"]}
     print("\nwhere the time goes, per run (s):")
     print("  reference: " + ", ".join(f"{k} {v:.2f}" for k, v in tm.items()))
@@ -323,13 +360,20 @@ def main(argv: list[str] | None = None) -> dict:
           + ", ".join(f"{k} {v:.2f}" for k, v in phases_vmapped.items()))
     if single is not None:
         print("  jaxtwin 1 run: " + ", ".join(f"{k} {v:.2f}" for k, v in single["phases"].items()))
+    if sharded is not None:
+        print(f"  jaxtwin {ns.runs} runs on {n_devices} devices (whole call): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in sharded["phases"].items()))
 
     config = dict(mode=ns.mode, runs=ns.runs, ref_runs=ref_runs, episodes=cfg.episodes,
                   episode_len=cfg.episode_len, baseline_episodes=cfg.baseline_episodes,
                   eval_episodes=cfg.eval_episodes, pop_size=cfg.pop_size, evolve_freq=cfg.evolve_freq,
                   lstm_epochs=cfg.forecast.epochs, quick=ns.quick)
+    # headline: the fastest way jaxtwin runs the protocol here (sharded when there are devices to use)
+    head = sharded or dict(compile_s=compile_s, per_run=jax_per_run, cpu_per_run=jax_cpu_per_run)
     return print_result(
-        "coevodt", jax_per_run, ref_per_run, config, compile_s=compile_s,
+        "coevodt", head["per_run"], ref_per_run, config, compile_s=head["compile_s"], devices=n_devices,
+        ratio_cpu_s=ref_cpu_per_run / head["cpu_per_run"], jaxtwin_cpu_s=head["cpu_per_run"],
+        reference_cpu_s=ref_cpu_per_run, one_device_s=jax_per_run, ratio_one_device=ref_per_run / jax_per_run,
         single_run_s=None if single is None else single["steady_s"],
         single_run_compile_s=None if single is None else single["compile_s"],
         ratio_single_run=None if single is None else ref_per_run / single["steady_s"],

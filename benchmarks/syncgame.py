@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import print_result, print_table, time_jax
+from benchmarks.common import print_result, print_table, steady_cpu_s, time_jax
 from benchmarks.reference.syncgame_scipy import params_from_jaxtwin, solve_nash_bvp
 from jaxtwin.games.collocation import CollocationOptions, nash_collocation
 from jaxtwin.games.nash import nash_equilibrium
@@ -136,8 +136,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--linear-solver", choices=("gmres", "dense"), default="gmres", help="jaxtwin Newton linear solver")
     ap.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                     help="time one vmapped sweep to say where jaxtwin's time goes (default on, off with --quick)")
+    ap.add_argument("--devices", type=int, default=0,
+                    help="also time the sweep sharded over this many devices (0: all; on a CPU-only host the CPU "
+                         "is split into one device per core, as `jaxtwin syncgame --devices 0` does); 1: skip")
     ap.add_argument("--quick", action="store_true", help="small run (< 60 s)")
     ns = ap.parse_args(argv)
+    from jaxtwin.core import sharding
+
+    sharding.prepare_devices(ns.devices)  # before any JAX work (no-op if a backend is up)
+    n_devices = len(sharding.select_devices(ns.devices))
     n_points = ns.points or (8 if ns.quick else 64)
     colloc = ns.solver == "collocation"
     n_grid = ns.n_grid or ((26 if ns.quick else 31) if colloc else (51 if ns.quick else 101))
@@ -147,17 +154,26 @@ def main(argv: list[str] | None = None) -> dict:
     values, params = sweep_params(ns.param, n_points)
     if colloc:
         opts = CollocationOptions(n_grid=n_grid, grading=ns.grading, coarse_grid=ns.coarse_grid)
-        solve = lambda p: nash_collocation(p, opts, batched=True)  # noqa: E731
+        solve = lambda p, d=1: nash_collocation(p, opts, batched=True, devices=d)  # noqa: E731
         setting = f"collocation n_grid={n_grid} grading={ns.grading:g} coarse={ns.coarse_grid}"
     else:
         opts = SolverOptions(n_grid=n_grid, linear_solver=ns.linear_solver)
-        solve = lambda p: nash_equilibrium(p, opts, batched=True)  # noqa: E731
+        solve = lambda p, d=1: nash_equilibrium(p, opts, batched=True, devices=d)  # noqa: E731
         setting = f"n_grid={n_grid} {ns.linear_solver}"
 
     # ---- jaxtwin: one jitted, vmapped float64 call over the whole grid
     # best of 7 steady calls: one call is ~0.1 s, so single timings swing with the shared machine's load
     compile_s, jax_s = time_jax(solve, params, repeats=7 if colloc else 1)
+    jax_cpu_s = steady_cpu_s(solve, params, repeats=3 if colloc else 1)
     sol = solve(params)
+    sharded = None
+    if n_devices > 1:   # the same vmapped program, sweep points split over the devices
+        c_sh, s_sh = time_jax(solve, params, n_devices, repeats=7 if colloc else 1)
+        sol_sh = solve(params, n_devices)
+        sharded = dict(compile_s=c_sh, s=s_sh, cpu_s=steady_cpu_s(solve, params, n_devices, repeats=3 if colloc else 1),
+                       max_diff=max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                                    for a, b in zip((sol.states, sol.controls, sol.payoffs),
+                                                    (sol_sh.states, sol_sh.controls, sol_sh.payoffs))))
     ts = np.asarray(sol.ts[0])
     jax_ok = bool(np.all(np.asarray(sol.converged)))
 
@@ -200,6 +216,8 @@ def main(argv: list[str] | None = None) -> dict:
     rows = [
         ["jaxtwin (vmap, 1 call)", setting, jax_s, 1e3 * jax_s / n_points,
          *(jax_err[q] for q in QUANTITIES), float(np.max(np.asarray(sol.residual))), jax_ok],
+        *([[f"jaxtwin sharded, {n_devices} devices", "same program", sharded["s"], 1e3 * sharded["s"] / n_points,
+            "", "", "", "", "", ""]] if sharded else []),
         ["solve_bvp loop (matched)", f"tol={ref_tol:g}", ref_s, 1e3 * ref_s / n_points,
          *(ref_err[q] for q in QUANTITIES), max(r.max_rms_residual for r in refs), ref_ok],
         ["solve_bvp loop", "tol=1e-3 (scipy default)", default_tol_s, 1e3 * default_tol_s / n_points,
@@ -230,15 +248,23 @@ def main(argv: list[str] | None = None) -> dict:
               f"({prof['unknowns']} unknowns per point; " + (
                   "dense Newton pushes that many forward-mode tangents through every sweep)" if ns.linear_solver == "dense"
                   else "GMRES pushes one tangent through the sweep per Krylov vector)"))
+    if sharded:
+        print(f"\nsharded over {n_devices} devices: {sharded['s'] * 1e3:.1f} ms ({ref_s / sharded['s']:.1f}x the loop; "
+              f"one device {jax_s * 1e3:.1f} ms, {ref_s / jax_s:.1f}x); CPU time {sharded['cpu_s'] * 1e3:.0f} ms vs "
+              f"{jax_cpu_s * 1e3:.0f} ms on one device; max |diff| from one device {sharded['max_diff']:.1e}")
     load_end = os.getloadavg()
     print(f"load average at end {load_end}")
+    # headline: the fastest way jaxtwin runs the sweep here (sharded when there are devices to use)
+    head = sharded or dict(s=jax_s, cpu_s=jax_cpu_s, compile_s=compile_s)
     return print_result(
-        "syncgame", jax_s, ref_s,
+        "syncgame", head["s"], ref_s, devices=n_devices if sharded else 1, one_device_s=jax_s,
+        ratio_one_device=ref_s / jax_s, jaxtwin_cpu_s=head["cpu_s"],
+        sharded_max_abs_diff=sharded["max_diff"] if sharded else None,
         config=dict(param=ns.param, points=n_points, range=[float(values[0]), float(values[-1])], n_vsp=2,
                     n_grid=n_grid, solver=ns.solver, grading=ns.grading if colloc else None,
                     coarse_grid=ns.coarse_grid if colloc else None, linear_solver=None if colloc else ns.linear_solver,
                     jax_tol=opts.tol, reference_tol=ref_tol),
-        compile_s=compile_s, max_abs_diff=max_abs_diff, max_abs_diff_by_quantity=diffs,
+        compile_s=head["compile_s"], max_abs_diff=max_abs_diff, max_abs_diff_by_quantity=diffs,
         jaxtwin_error=jax_err, reference_error=ref_err,
         jaxtwin_residual=float(np.max(np.asarray(sol.residual))), jaxtwin_converged=jax_ok,
         reference_max_rms_residual=max(r.max_rms_residual for r in refs), reference_success=ref_ok,

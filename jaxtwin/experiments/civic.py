@@ -563,8 +563,8 @@ def run_evaluate(cfg: CivicConfig, out_dir, *, overwrite=False, progress=True) -
 # ------------------------------------------------------------------ CLI
 MULTI_DEVICE_EPILOG = (
     "Multiple devices: --devices 0 spreads the evaluation episodes over every device (--devices N: "
-    "the first N local ones); results match --devices 1. On a CPU, "
-    "XLA_FLAGS=--xla_force_host_platform_device_count=4 gives 4 devices. Across hosts: set "
+    "the first N local ones); results match --devices 1. On a CPU-only host, "
+    "--devices N splits the CPU into N devices (0: one per core) so the work uses every core. Across hosts: set "
     "JAX_COORDINATOR_ADDRESS=host:port (of process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID on "
     "every process and pass --devices 0; every process gathers the full results and writes the "
     "same artifacts (give each its own --out, or share one: writes are atomic).")
@@ -592,7 +592,7 @@ def cli(argv: list[str], prog: str = "jaxtwin civic") -> int:
     """``jaxtwin civic {experiment,train,evaluate} ...``; returns the exit code."""
     ns = _parser(prog).parse_args(argv)
     try:
-        sharding.initialize_distributed()  # before any JAX work (config validation counts devices)
+        sharding.prepare_devices(sharding.cli_devices(ns, ns.config))  # before any JAX work
         cfg = config_from_args(CivicConfig, ns, config_file=ns.config, exclude=("experiment",))
         if ns.command == "experiment":
             cfg = replace(cfg, experiment=ns.which)

@@ -441,8 +441,8 @@ def run(config: CoEvoDTConfig, out_dir, *, overwrite: bool = False, progress: bo
 # ----------------------------------------------------------------- CLI
 MULTI_DEVICE_EPILOG = (
     "Multiple devices: --devices 0 spreads the runs over every device (--devices N: the first N "
-    "local ones); results match --devices 1. On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=4 "
-    "gives 4 devices. Across hosts: set JAX_COORDINATOR_ADDRESS=host:port (of process 0), "
+    "local ones); results match --devices 1. On a CPU-only host, "
+    "--devices N splits the CPU into N devices (0: one per core) so the work uses every core. Across hosts: set JAX_COORDINATOR_ADDRESS=host:port (of process 0), "
     "JAX_NUM_PROCESSES and JAX_PROCESS_ID on every process and pass --devices 0; jax.distributed "
     "starts before any work, every process gathers the full results and writes the same artifacts "
     "(give each its own --out, or share one: writes are atomic).")
@@ -462,7 +462,7 @@ def cli(argv: list[str], prog: str = "jaxtwin coevodt") -> int:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     ns = parser.parse_args(argv)
     try:
-        sharding.initialize_distributed()  # before any JAX work (config validation counts devices)
+        sharding.prepare_devices(sharding.cli_devices(ns, ns.config))  # before any JAX work
         cfg = config_from_args(CoEvoDTConfig, ns, config_file=ns.config, exclude=("sensitivity",))
         if ns.sensitivity:
             cfg = dataclasses.replace(cfg, sensitivity=True)

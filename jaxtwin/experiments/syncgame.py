@@ -452,7 +452,7 @@ def cli(argv: list[str], prog: str = "jaxtwin syncgame") -> int:
     add_dataclass_arguments(parser, SyncGameConfig)
     ns = parser.parse_args(argv)
     try:
-        sharding.initialize_distributed()  # before any JAX work (config validation counts devices)
+        sharding.prepare_devices(sharding.cli_devices(ns, ns.config))  # before any JAX work
         cfg = config_from_args(SyncGameConfig, ns, config_file=ns.config)
         summary = run(cfg, ns.out, command=ns.command, overwrite=ns.overwrite, progress=not ns.no_progress)
     except ConfigError as exc:

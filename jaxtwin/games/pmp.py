@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import lineax as lx
 from jax.flatten_util import ravel_pytree
 
+from jaxtwin.core import linalg
 from jaxtwin.core.config import require_choice, require_int, require_positive, require_range
 from jaxtwin.games.model import instantaneous_payoff, state_field
 from jaxtwin.games.params import SyncParams
@@ -217,7 +218,7 @@ def solve_fixed_point(phi: Callable, v0: jax.Array, opts: SolverOptions) -> Fixe
                 f, aux = F(v)
                 return f, (f, aux)
             jac, (f, aux) = jax.jacfwd(fwd, has_aux=True)(v)
-            step = jnp.linalg.solve(jac, -f)
+            step = linalg.solve(jac, -f)  # batch-safe on a CPU split into devices
         else:
             f, jvp, aux = jax.linearize(F, v, has_aux=True)
             op = lx.FunctionLinearOperator(jvp, jax.ShapeDtypeStruct(v.shape, v.dtype))

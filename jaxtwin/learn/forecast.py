@@ -134,10 +134,19 @@ def exp_smoothing_forecast(x: jax.Array, alpha: float) -> jax.Array:
 
 
 def fit_ar1(x_last: jax.Array, y: jax.Array) -> jax.Array:
-    """Least-squares ``(b0, b1)`` of ``y ≈ b0 + b1 * x_last`` (the seed's "ARIMA")."""
-    design = jnp.stack([jnp.ones_like(x_last), x_last], axis=1)
-    coef, *_ = jnp.linalg.lstsq(design, y)
-    return coef
+    """Least-squares ``(b0, b1)`` of ``y ≈ b0 + b1 * x_last`` (the seed's "ARIMA").
+
+    Closed form on centred data (``b1 = cov(x, y) / var(x)``, ``b0 = mean(y) -
+    b1 mean(x)``; ``b1 = 0`` when ``x_last`` is constant). Why not
+    ``jnp.linalg.lstsq``: its LAPACK SVD, batched over runs and sharded over
+    several CPU devices, can deadlock XLA's intra-op thread pool (seen with
+    jaxlib 0.10.2 and ``--devices 2`` on a 2-core CPU), and two coefficients
+    need no SVD.
+    """
+    dx, dy = x_last - x_last.mean(), y - y.mean()
+    sxx = jnp.sum(dx * dx)
+    b1 = jnp.where(sxx > 0, jnp.sum(dx * dy) / jnp.where(sxx > 0, sxx, 1.0), 0.0)
+    return jnp.stack([y.mean() - b1 * x_last.mean(), b1])
 
 
 def pretrain(key: jax.Array, loads: jax.Array, cfg: ForecastConfig) -> tuple[ForecasterState, dict]:

@@ -57,7 +57,7 @@ def test_three_vsp_reference_agrees_with_jaxtwin():
 
 @pytest.mark.slow   # ~30 s of compilation; the benchmark itself is run by hand
 def test_benchmark_quick_run_reports_matching_solutions(capsys):
-    res = main(["--quick", "--points", "2", "--no-profile"])
+    res = main(["--quick", "--points", "2", "--no-profile", "--devices", "1"])
     assert res["name"] == "syncgame" and res["config"]["points"] == 2
     assert res["jaxtwin_converged"] and res["reference_success"]
     assert res["jaxtwin_s"] > 0 and res["reference_s"] > 0 and res["compile_s"] >= 0

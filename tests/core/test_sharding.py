@@ -116,3 +116,46 @@ def test_two_processes_with_jax_distributed_match_one_device():
     for pid, (p, (out, err)) in enumerate(zip(procs, outs)):
         assert p.returncode == 0, err[-4000:]
         assert f"OK {pid}" in out
+
+
+def _clean_env(**extra):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", **extra)
+    for var in ("XLA_FLAGS", "JAX_COORDINATOR_ADDRESS"):
+        env.pop(var, None)
+    env.update(extra)
+    return env
+
+
+def test_prepare_devices_splits_a_cpu_only_before_jax_starts(tmp_path):
+    """``--devices 3`` splits the CPU into 3 devices; 1 leaves it whole; an XLA_FLAGS device
+    count is the user's and stays; once a backend is up nothing changes."""
+    code = textwrap.dedent("""
+        import sys, jax
+        from jaxtwin.core.sharding import prepare_devices
+        prepare_devices(int(sys.argv[1]))
+        print(jax.local_device_count())
+        prepare_devices(4)   # too late: the backend is up
+        print(jax.local_device_count())
+    """)
+
+    def count(requested, **env):
+        r = subprocess.run([sys.executable, "-c", code, str(requested)], capture_output=True, text=True,
+                           env=_clean_env(**env), timeout=120)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return [int(v) for v in r.stdout.split()]
+
+    assert count(3) == [3, 3]
+    assert count(1) == [1, 1]
+    assert count(0) == [len(os.sched_getaffinity(0))] * 2
+    assert count(3, XLA_FLAGS="--xla_force_host_platform_device_count=2") == [2, 2]
+
+
+def test_cli_devices_reads_the_flag_then_the_config_file(tmp_path):
+    import argparse
+
+    from jaxtwin.core.sharding import cli_devices
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"devices": 3}')
+    assert cli_devices(argparse.Namespace(devices=2), str(cfg)) == 2
+    assert cli_devices(argparse.Namespace(), str(cfg)) == 3
+    assert cli_devices(argparse.Namespace(), None) == 1

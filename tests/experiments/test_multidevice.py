@@ -123,6 +123,27 @@ def test_coevodt_four_devices_match_one_and_resume_across_device_counts(tmp_path
     assert assert_same_csvs(tmp_path / "d1", tmp_path / "d4") == 3 * 3 + 2  # 3 per-run CSVs x 3 runs, aggregate, ablation
 
 
+def test_coevodt_cli_devices_2_splits_a_cpu_and_matches_one_device(tmp_path):
+    """No XLA_FLAGS: ``--devices 2`` on a CPU-only host splits the CPU into 2 devices before JAX
+    starts (``sharding.prepare_devices``), runs the Online mode (LSTM pretraining, AR(1) fit and
+    fine-tunes, sharded) and writes the same CSVs as ``--devices 1``. With jaxlib's batched
+    LAPACK AR(1) fit, 2 devices on 2 pool threads could hang here."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    for var in ("XLA_FLAGS", "JAX_COORDINATOR_ADDRESS"):
+        env.pop(var, None)
+    code = textwrap.dedent(f"""
+        import jax
+        from jaxtwin.cli import main
+        argv = ["coevodt", "--mode", "Online", *{COEVODT_TINY!r}, "--runs", "4"]
+        assert main([*argv, "--devices", "2", "--out", {str(tmp_path)!r} + "/d2"]) == 0
+        assert jax.local_device_count() == 2, jax.devices()
+        assert main([*argv, "--devices", "1", "--out", {str(tmp_path)!r} + "/d1"]) == 0
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
+    assert assert_same_csvs(tmp_path / "d1", tmp_path / "d2") == 4 * 4 + 2  # 4 per-run CSVs x 4 runs + 2
+
+
 def test_civic_evaluation_four_devices_match_one():
     """``evaluate_policies`` with its seeds sharded over 4 devices (6 seeds: two padded lanes)
     returns the one-device rows exactly (the CLI path is the slow test below)."""

@@ -38,6 +38,20 @@ def test_ar1_recovers_linear_relation():
     np.testing.assert_allclose(fit_ar1(xl, 0.3 + 0.6 * xl), [0.3, 0.6], atol=1e-5)
 
 
+def test_ar1_matches_numpy_least_squares_on_noisy_clipped_loads():
+    rng = np.random.default_rng(0)
+    x = np.minimum(rng.uniform(1.2, 2.4, 4000), 2.0)   # mostly at the clip, like the loads
+    y = np.minimum(0.4 + 0.8 * x + 0.1 * rng.standard_normal(4000), 2.0)
+    want = np.linalg.lstsq(np.stack([np.ones_like(x), x], 1), y, rcond=None)[0]
+    np.testing.assert_allclose(fit_ar1(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)), want,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_ar1_constant_input_predicts_the_mean():
+    b0, b1 = np.asarray(fit_ar1(jnp.full(10, 2.0), jnp.arange(10.0)))
+    assert (b0, b1) == (4.5, 0.0)
+
+
 def _ar_series(key, n_ep=60, horizon=30):
     """A forecastable AR(2)-like oscillation with small noise."""
     phase = jax.random.uniform(key, (n_ep, 1), maxval=2 * jnp.pi)
