@@ -308,10 +308,12 @@ def main(argv: list[str] | None = None) -> dict:
         c_sh, s_sh = time_jax(runner_sh, keys, repeats=2)
         sharded = dict(compile_s=c_sh, per_run=s_sh / ns.runs, cpu_per_run=runner_sh.cpu_s / ns.runs,
                        phases=dict(runner_sh.phases))
-        same = jax.tree.map(lambda a, b: bool(np.array_equal(np.asarray(a), np.asarray(b))),
-                            jax_result["trained"], runner_sh.result["trained"])
-        print(f"sharded over {n_devices} devices: trained metrics identical to one device: "
-              f"{all(jax.tree.leaves(same))}")
+        # the same programs partitioned: equal up to float32 rounding where XLA fuses a reduction
+        # differently (as the multi-device tests document), not just statistically
+        worst = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                    for a, b in zip(jax.tree.leaves(jax_result["trained"]), jax.tree.leaves(runner_sh.result["trained"])))
+        assert worst <= 1e-5, f"runs sharded over {n_devices} devices differ from one device by {worst:.3g}"
+        print(f"sharded over {n_devices} devices: trained metrics equal to one device's (max |diff| {worst:.1e})")
     single = None
     if not skip_single:
         runner1 = make_jaxtwin_runner(cfg, ns.mode)

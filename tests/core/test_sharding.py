@@ -146,7 +146,8 @@ def test_prepare_devices_splits_a_cpu_only_before_jax_starts(tmp_path):
 
     assert count(3) == [3, 3]
     assert count(1) == [1, 1]
-    assert count(0) == [len(os.sched_getaffinity(0))] * 2
+    from jaxtwin.core.sharding import cpu_cores
+    assert count(0) == [cpu_cores()] * 2
     assert count(3, XLA_FLAGS="--xla_force_host_platform_device_count=2") == [2, 2]
 
 
