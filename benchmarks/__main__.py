@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark (see NAME --help)")
     ns = parser.parse_args(argv)
     names = list(BENCHMARKS) if ns.name == "all" else [ns.name]
+    # a CPU-only host becomes one JAX device per core before any JAX work, so the benchmarks
+    # that shard (coevodt, syncgame: --devices) can use every core even after another one ran;
+    # single-device programs run on device 0 as before
+    from jaxtwin.core.sharding import prepare_devices
+
+    prepare_devices(0)
     for name in names:
         importlib.import_module(BENCHMARKS[name]).main(ns.rest if ns.name != "all" else [])
     return 0
