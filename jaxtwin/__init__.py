@@ -21,6 +21,8 @@ _EXPORTS: dict[str, str] = {
     "discrete_normal_sampler": "jaxtwin.core.rollout",
     "sharded_vmap": "jaxtwin.core.sharding",
     "sharded_call": "jaxtwin.core.sharding",
+    "prepare_devices": "jaxtwin.core.sharding",
+    "enable_compilation_cache": "jaxtwin.core.compile_cache",
     # CIVIC
     "CivicEnv": "jaxtwin.envs.civic",
     "CivicParams": "jaxtwin.envs.civic",

@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="jaxtwin",
         description="JAX-accelerated digital-twin resource-management simulators. "
                     "Run `jaxtwin <system> --help` for a system's options.",
+        epilog="Compiled programs are cached on disk so later runs start faster: "
+               "$JAXTWIN_CACHE_DIR (empty: no cache), else ~/.cache/jaxtwin/xla "
+               "($XDG_CACHE_HOME/jaxtwin/xla).",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("system", nargs="?", choices=sorted(SYSTEMS),
@@ -36,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     if ns.system is None:
         parser.print_help()
         return 2
+    from jaxtwin.core.compile_cache import enable_compilation_cache
+
+    enable_compilation_cache()  # before any JAX work: later runs load compiled programs from disk
     module = importlib.import_module(SYSTEMS[ns.system][0])
     return int(module.cli(argv[1:], prog=f"jaxtwin {ns.system}") or 0)
 

@@ -1,9 +1,15 @@
 """Shared test fixtures: small configs, notebook execution."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# the CLI caches compiled programs under ~/.cache by default; tests (and the subprocesses
+# they start, which inherit this) must not write there: tests that check the cache give
+# their own folder
+os.environ["JAXTWIN_CACHE_DIR"] = ""
 
 ROOT = Path(__file__).resolve().parents[1]
 
