@@ -30,7 +30,8 @@ def _split_cpu() -> bool:
 def solve(a: jax.Array, b: jax.Array) -> jax.Array:
     """``x`` with ``a @ x = b`` for one square ``a`` (``f[n, n]``) and ``b`` (``f[n]``).
 
-    Not differentiable (a ``custom_vmap`` function); meant for Newton steps.
+    Forward-mode differentiable; not reverse-mode (a ``custom_vmap`` function has no
+    transpose rule). Meant for Newton steps, which are never reverse-differentiated.
     """
     return jnp.linalg.solve(a, b)
 
