@@ -41,9 +41,9 @@ import numpy as np
 
 from benchmarks.common import print_result, print_table, time_jax
 from benchmarks.reference.civic_gym import CONSTANTS, ROOM_TABLE, CivicNumpy
-from jaxtwin.envs import civic_model as cm
-from jaxtwin.envs.civic import CivicEnv, poisson_small_rate
-from jaxtwin.experiments.civic import AgentConfig
+from jaxtwin.civic import model as cm
+from jaxtwin.civic.env import CivicEnv, poisson_small_rate
+from jaxtwin.civic.experiments import AgentConfig
 from jaxtwin.learn.ppo import PPOConfig, make_train
 
 AGENT = AgentConfig()
@@ -64,7 +64,7 @@ def load() -> str:
 def make_envs(n_msps: int, horizon: int, cooperative: bool, **numpy_kw):
     """``(jaxtwin env, its params, NumPy env)`` of the same scenario."""
     env = CivicEnv(n_msps, 1, horizon, cooperative=cooperative)
-    params = env.default_params()
+    params = env.default_params
     ref = CivicNumpy(n_msps, 1, horizon, cooperative, **numpy_kw)
     return env, params, ref
 
@@ -124,7 +124,7 @@ def check_settle(n: int = 300, seed: int = 0, n_msps: int = 4) -> int:
     for cooperative in (True, False):
         for ratio in (math.inf, 1.2):
             env = CivicEnv(n_msps, 1, 10, cooperative=cooperative)
-            params = env.default_params().replace(withdraw_ratio=ratio)
+            params = env.default_params.replace(withdraw_ratio=ratio)
             ref = CivicNumpy(n_msps, 1, 10, cooperative, withdraw_ratio=ratio)
             settle = jax.jit(lambda *a: env.settle(*a, params))
             for _ in range(n):

@@ -44,8 +44,8 @@ METRICS = ("qoe", "latency", "cost")
 # ------------------------------------------------------------------ configs
 def bench_config(episodes: int, lstm_epochs: int, quick: bool, mode: str, runs: int):
     """The experiment config timed by both implementations (spec defaults unless reduced)."""
-    from jaxtwin.experiments.coevodt import CoEvoDTConfig
-    from jaxtwin.learn.forecast import ForecastConfig
+    from jaxtwin.coevodt.experiments import CoEvoDTConfig
+    from jaxtwin.coevodt.forecast import ForecastConfig
 
     if quick:
         fc = ForecastConfig(epochs=lstm_epochs, online_every=5)
@@ -65,7 +65,7 @@ def check_deterministic_agreement(pcfg) -> dict[str, float]:
     import torch
 
     from benchmarks.reference import coevo_torch as ref
-    from jaxtwin.envs.coevo import EnvParams, EnvState, step_with_noise
+    from jaxtwin.coevodt.env import EnvParams, EnvState, step_with_noise
     from jaxtwin.learn.evolution import evolve_population, tournament_select
     from jaxtwin.learn.reinforce import make_optimizer, normalised_returns, reinforce_loss, reinforce_step
     from jaxtwin.nets.forecaster import LSTMForecaster
@@ -214,7 +214,7 @@ def make_jaxtwin_runner(cfg, mode: str, devices: int = 1):
     phase times and ``fn.cpu_s`` the process CPU time of the fastest call so far (the first
     includes compilation, so it never stays the fastest)."""
     from jaxtwin.core import sharding
-    from jaxtwin.experiments.coevodt import _compiled, _compiled_sharded
+    from jaxtwin.coevodt.experiments import _compiled, _compiled_sharded
 
     if devices == 1:
         setup, group, finish = _compiled(cfg.protocol(), mode)
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from benchmarks.reference import coevo_torch as ref
-    from jaxtwin.experiments.coevodt import run_keys
+    from jaxtwin.coevodt.experiments import run_keys
 
     if ns.torch_threads is not None:
         torch.set_num_threads(ns.torch_threads)

@@ -30,7 +30,7 @@ import numpy as np
 from benchmarks.common import print_result, print_table, time_call
 from benchmarks.reference.coevo_numpy import run_per_step, run_vectorised, step_numpy
 from jaxtwin.core.rollout import batch_major_rollout, discrete_normal_sampler
-from jaxtwin.envs.coevo import (N_ACTIONS, N_AGENTS, NOISE_NAMES, CoEvoEnv, EnvState,
+from jaxtwin.coevodt.env import (N_ACTIONS, N_AGENTS, NOISE_NAMES, CoEvoEnv, EnvState,
                                 initial_state, step_with_noise)
 
 HORIZON = 50
@@ -47,7 +47,7 @@ def make_rollout_sums(n_episodes: int, horizon: int = HORIZON, per_episode: bool
     """Per-episode path (gymnax style): jitted ``key -> f32[3]`` sums of (QoE, latency,
     cost) over ``n_episodes`` random episodes (``f32[n_episodes, 3]`` with ``per_episode``)."""
     env = CoEvoEnv(horizon)
-    params = env.default_params()
+    params = env.default_params
     space = env.action_space(params)
 
     def episode(key):
@@ -87,7 +87,7 @@ def make_fast_rollout_sums(n_episodes: int, horizon: int = HORIZON, per_episode:
                            normal_method: str = "box_muller"):
     """Batch-major path (``core.rollout.batch_major_rollout`` + ``discrete_normal_sampler``):
     jitted ``key -> f32[3]`` sums (``f32[n_episodes, 3]`` with ``per_episode``)."""
-    params = CoEvoEnv(horizon).default_params()
+    params = CoEvoEnv(horizon).default_params
 
     def run(key):
         k_init, k_steps = jax.random.split(key)
@@ -103,7 +103,7 @@ def make_fast_rollout_sums(n_episodes: int, horizon: int = HORIZON, per_episode:
 
 def make_batch_major_jax_random_sums(n_episodes: int, horizon: int = HORIZON):
     """Batch-major layout with plain ``jax.random`` draws (one call per step for all episodes)."""
-    params = CoEvoEnv(horizon).default_params()
+    params = CoEvoEnv(horizon).default_params
 
     def run(key):
         k_init, k_steps = jax.random.split(key)
@@ -151,7 +151,7 @@ def check_agreement() -> float:
         z = rng.standard_normal(4)
         ref = step_numpy(v, l, c, q, a.astype(float), z)
         state = EnvState(jnp.float32(v), jnp.float32(l), jnp.float32(c), jnp.float32(q), jnp.int32(0))
-        nxt, _, info = step_with_noise(state, jnp.asarray(a), jnp.asarray(z, jnp.float32), CoEvoEnv().default_params())
+        nxt, _, info = step_with_noise(state, jnp.asarray(a), jnp.asarray(z, jnp.float32), CoEvoEnv().default_params)
         got = (nxt.virality, nxt.load, nxt.capacity, info["qoe"], info["latency"], info["cost"])
         worst = max(worst, max(abs(float(g) - float(r)) for g, r in zip(got, ref)))
     return worst

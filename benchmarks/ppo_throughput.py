@@ -23,9 +23,9 @@ from jaxtwin.learn.ppo import PPOConfig, make_train_chunks
 def make_env(name: str, n_msps: int, heads_per_msp: int, horizon: int, cooperative: bool):
     """The benchmarked environment."""
     if name == "toy":
-        from jaxtwin.envs.toy import PointEnv
+        from jaxtwin.core.toy_env import PointEnv
         return PointEnv(dim=2)
-    from jaxtwin.envs.civic import CivicEnv
+    from jaxtwin.civic.env import CivicEnv
     return CivicEnv(n_msps=n_msps, heads_per_msp=heads_per_msp, horizon=horizon,
                     cooperative=cooperative)
 

@@ -12,10 +12,10 @@ Reported: steady-state times (jaxtwin's compile time separately), the max
 both solvers' residuals, the load average, and (``--profile``) where
 jaxtwin's time goes.
 
-``--solver collocation`` (the default) times :mod:`jaxtwin.games.collocation`
+``--solver collocation`` (the default) times :mod:`jaxtwin.syncgame.collocation`
 (4th-order Hermite–Simpson collocation of the same BVP on a graded mesh, Newton
 with a block Riccati solve); ``--solver pmp`` the forward-backward sweep solver
-(:mod:`jaxtwin.games.nash`, 2nd order), the previous default.
+(:mod:`jaxtwin.syncgame.nash`, 2nd order), the previous default.
 
     python -m benchmarks syncgame [--points 64] [--param delta_k] [--solver collocation] [--quick]
 """
@@ -31,10 +31,10 @@ import numpy as np
 
 from benchmarks.common import print_result, print_table, steady_cpu_s, time_jax
 from benchmarks.reference.syncgame_scipy import params_from_jaxtwin, solve_nash_bvp
-from jaxtwin.games.collocation import CollocationOptions, nash_collocation
-from jaxtwin.games.nash import nash_equilibrium
-from jaxtwin.games.params import as_float64, default_params, stack_params
-from jaxtwin.games.pmp import SolverOptions
+from jaxtwin.syncgame.collocation import CollocationOptions, nash_collocation
+from jaxtwin.syncgame.nash import nash_equilibrium
+from jaxtwin.syncgame.params import as_float64, default_params, stack_params
+from jaxtwin.syncgame.pmp import SolverOptions
 
 # Sensitivity parameters of spec §6.3 on the 2-VSP game (VSP k = VSP 2, the
 # faster-decaying one): how to set the value, and the swept range.
@@ -82,9 +82,9 @@ def profile_jaxtwin(params, sol, opts: SolverOptions, newton_s: float) -> dict:
     """Time ONE vmapped forward-backward sweep (the map ``Phi``) at the solution, and
     relate it to the Newton solve: dense Newton evaluates ``Phi`` and its Jacobian
     (``M*n_grid`` forward-mode tangents) once per iteration."""
-    from jaxtwin.games.nash import nash_sweep
+    from jaxtwin.syncgame.nash import nash_sweep
     try:        # the float64 entry point raises the Tsit5 substeps for large sigma; time the same sweep
-        from jaxtwin.games.pmp import resolve_substeps
+        from jaxtwin.syncgame.pmp import resolve_substeps
         opts = resolve_substeps(params, opts)
     except ImportError:
         pass
@@ -103,7 +103,7 @@ def profile_jaxtwin(params, sol, opts: SolverOptions, newton_s: float) -> dict:
 def profile_collocation(params, sol, opts: CollocationOptions, solve_s: float) -> dict:
     """Time ONE vmapped Newton direction (Jacobian blocks + block Riccati solve) and
     one residual evaluation at the solution, and relate them to the whole solve."""
-    from jaxtwin.games import collocation as col
+    from jaxtwin.syncgame import collocation as col
 
     with jax.enable_x64(True):
         p64 = as_float64(params)

@@ -1,6 +1,6 @@
 """``jaxtwin <system> ...``: a thin dispatcher over the experiment modules.
 
-Each system's options live with its experiment (``jaxtwin.experiments.<system>``,
+Each system's options live with its experiment (``jaxtwin.<system>.experiments``,
 function ``cli(argv, prog) -> int``), so ``jaxtwin <system> --help`` lists them.
 """
 from __future__ import annotations
@@ -10,9 +10,9 @@ import importlib
 import sys
 
 SYSTEMS = {
-    "coevodt": ("jaxtwin.experiments.coevodt", "Co-EvoDT: co-evolving DT agents (REINFORCE + evolution + LSTM forecaster)"),
-    "civic": ("jaxtwin.experiments.civic", "CIVIC: immersion-aware allocation with a shared credit pool (PPO + baselines)"),
-    "syncgame": ("jaxtwin.experiments.syncgame", "Sync game: replicator dynamics + Nash/Stackelberg differential games"),
+    "coevodt": ("jaxtwin.coevodt.experiments", "Co-EvoDT: co-evolving DT agents (REINFORCE + evolution + LSTM forecaster)"),
+    "civic": ("jaxtwin.civic.experiments", "CIVIC: immersion-aware allocation with a shared credit pool (PPO + baselines)"),
+    "syncgame": ("jaxtwin.syncgame.experiments", "Sync game: replicator dynamics + Nash/Stackelberg differential games"),
 }
 
 

@@ -12,10 +12,10 @@ CELLS = [
     new_code_cell(
         "import jax, jax.numpy as jnp, numpy as np\n"
         "import matplotlib.pyplot as plt\n"
-        "from jaxtwin.envs import civic_model as cm\n"
-        "from jaxtwin.envs.civic import CivicEnv, credit_total\n"
-        "from jaxtwin.learn.civic_baselines import make_baseline, make_evaluator\n"
-        "from jaxtwin.experiments.civic import AgentConfig, train_agent, drl_policy"),
+        "from jaxtwin.civic import model as cm\n"
+        "from jaxtwin.civic.env import CivicEnv, credit_total\n"
+        "from jaxtwin.civic.baselines import make_baseline, make_evaluator\n"
+        "from jaxtwin.civic.experiments import AgentConfig, train_agent, drl_policy"),
     new_markdown_cell("## Immersion and cost of one Library Head as bitrate and frame rate vary"),
     new_code_cell(
         "lib = cm.rooms_for_heads(cm.default_room_table(), jnp.asarray(0))\n"
@@ -31,7 +31,7 @@ CELLS = [
     new_markdown_cell("## Environment and a short PPO run on the cooperative scenario"),
     new_code_cell(
         "env = CivicEnv(n_msps=2, heads_per_msp=1, horizon=30, cooperative=True)\n"
-        "params = env.default_params()\n"
+        "params = env.default_params\n"
         "print('action size', env.action_size, 'observation size', env.obs_size)\n"
         "print('initial budgets (credits)', np.asarray(env.initial_budgets(params)) * params.credit_unit)\n"
         "agent = AgentConfig(total_timesteps=98_304, num_envs=32, num_steps=64, chunks=1)\n"

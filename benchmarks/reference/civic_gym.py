@@ -8,7 +8,7 @@ is simulated and trained today, used only for agreement checks and timing.
   installed; otherwise constructing it raises ``ImportError``).
 
 It is an independent implementation of the spec's tables and formulas (it
-does not import jaxtwin) and makes the same readings as ``jaxtwin.envs.civic``
+does not import jaxtwin) and makes the same readings as ``jaxtwin.civic.env``
 so the two can be compared step for step: the same observation vector, action
 layout and projection, reward, integer credit units (``ceil`` of a Head's cost,
 ``floor`` of a donation), all-or-nothing budgets, GCP covering in MSP order,
@@ -162,7 +162,7 @@ def myopic_optimal_cost(r: Rooms, eps, C, thr):
 class CivicNumpy:
     """One CIVIC episode at a time in NumPy (spec §4-5, jaxtwin's readings).
 
-    Same arguments and defaults as ``jaxtwin.envs.civic.CivicEnv`` plus its
+    Same arguments and defaults as ``jaxtwin.civic.env.CivicEnv`` plus its
     ``EnvParams`` fields; ``unbalanced_budgets=None`` means "as ``cooperative``".
     """
 

@@ -6,7 +6,7 @@ forecaster pretrained on random-action episodes and (Online) fine-tuned every
 ``online_every`` episodes; evolution every ``evolve_freq`` episodes; final
 greedy evaluation of the best member per agent.
 
-Hyperparameters come from jaxtwin's :class:`~jaxtwin.learn.coevo_protocol.ProtocolConfig`
+Hyperparameters come from jaxtwin's :class:`~jaxtwin.coevodt.protocol.ProtocolConfig`
 (same values, not the same code); the environment is
 :func:`benchmarks.reference.coevo_numpy.step_numpy` (the spec's default
 constants) plus :func:`reward_numpy`. Readings shared with jaxtwin so the two

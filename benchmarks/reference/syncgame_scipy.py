@@ -26,7 +26,7 @@ derivative is taken as 0 outside ``(0, u_max)``), so solve_bvp needs no finite
 differences.
 
 Parameters come as a plain :class:`Params` of NumPy arrays (see
-:func:`params_from_jaxtwin` to convert a ``jaxtwin.games.params.SyncParams``).
+:func:`params_from_jaxtwin` to convert a ``jaxtwin.syncgame.params.SyncParams``).
 """
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def default_params(**overrides) -> Params:
 
 
 def params_from_jaxtwin(sp) -> Params:
-    """Convert one (unbatched) ``jaxtwin.games.params.SyncParams`` to :class:`Params`."""
+    """Convert one (unbatched) ``jaxtwin.syncgame.params.SyncParams`` to :class:`Params`."""
     vals = {k: np.asarray(getattr(sp, k), float) for k in PER_VSP + ("w",)}
     vals.update({k: float(getattr(sp, k)) for k in SCALARS})
     return Params(**vals)

@@ -24,6 +24,8 @@ class Environment(Generic[TState, TParams]):
     for the raw transition; :meth:`step` adds the auto-reset.
     """
 
+    @property
+
     def default_params(self) -> TParams:
         """The spec's default parameters."""
         raise NotImplementedError
@@ -46,7 +48,7 @@ class Environment(Generic[TState, TParams]):
 
     def reset(self, key: jax.Array, params: TParams | None = None) -> tuple[jax.Array, TState]:
         """Start an episode with ``params`` (defaults if ``None``)."""
-        params = self.default_params() if params is None else params
+        params = self.default_params if params is None else params
         return self.reset_env(key, params)
 
     def step(self, key: jax.Array, state: TState, action: Any, params: TParams | None = None):
@@ -56,7 +58,7 @@ class Environment(Generic[TState, TParams]):
         ``terminated | truncated`` the returned ``obs``/``state`` start a new
         episode and ``info["final_observation"]`` is the terminal observation.
         """
-        params = self.default_params() if params is None else params
+        params = self.default_params if params is None else params
         key_step, key_reset = jax.random.split(key)
         obs, new_state, reward, terminated, truncated, info = self.step_env(
             key_step, state, action, params

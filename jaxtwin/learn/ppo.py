@@ -226,7 +226,7 @@ def make_train_chunks(config: PPOConfig, env: Environment, env_params: Any = Non
     pair with the new ``env_params`` and continue with its ``run_updates`` on
     the same runner state (running episodes finish under the new parameters).
     """
-    env_params = env.default_params() if env_params is None else env_params
+    env_params = env.default_params if env_params is None else env_params
     act_shape, obs_shape, act_low, act_high = _spaces(env, env_params)
     action_dim = int(np.prod(act_shape))
     obs_dim = int(np.prod(obs_shape))
@@ -381,7 +381,7 @@ def make_policy(config: PPOConfig, env: Environment, env_params: Any = None,
     batch axes (the action gets the same ones). ``key`` is unused when
     deterministic.
     """
-    env_params = env.default_params() if env_params is None else env_params
+    env_params = env.default_params if env_params is None else env_params
     act_shape, obs_shape, act_low, act_high = _spaces(env, env_params)
     network = _network(config, int(np.prod(act_shape)))
     obs_dim = int(np.prod(obs_shape))

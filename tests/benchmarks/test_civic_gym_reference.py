@@ -9,7 +9,7 @@ import pytest
 from benchmarks.civic import (check_formulas, check_settle, check_statistics, check_tables,
                               check_trajectories)
 from benchmarks.reference.civic_gym import CivicNumpy
-from jaxtwin.envs.civic import CivicEnv
+from jaxtwin.civic.env import CivicEnv
 
 
 def test_tables_and_formulas_agree():
@@ -27,7 +27,7 @@ def test_budget_and_gcp_rule_identical():
 def test_episodes_agree_step_for_step(n_msps, heads_per_msp, horizon, cooperative):
     env = CivicEnv(n_msps, heads_per_msp, horizon, cooperative=cooperative)
     ref = CivicNumpy(n_msps, heads_per_msp, horizon, cooperative)
-    worst = check_trajectories(env, env.default_params(), ref, n_episodes=3, seed=3)
+    worst = check_trajectories(env, env.default_params, ref, n_episodes=3, seed=3)
     assert worst["steps"] == 3 * horizon
     assert worst["obs"] < 1e-5 and worst["money_units"] <= 3 * env.n_heads
     # the all-or-nothing drop and (cooperative) GCP withdrawals were exercised
@@ -39,7 +39,7 @@ def test_episodes_agree_step_for_step(n_msps, heads_per_msp, horizon, cooperativ
 def test_random_policy_statistics_agree():
     env = CivicEnv(2, 1, 30, cooperative=True)
     ref = CivicNumpy(2, 1, 30, True)
-    stats = check_statistics(env, env.default_params(), ref, n_jax=500, n_numpy=60)
+    stats = check_statistics(env, env.default_params, ref, n_jax=500, n_numpy=60)
     assert set(stats) == {"return", "completion", "fulfilled_of_requests", "cost", "length"}
 
 

@@ -9,8 +9,8 @@ torch = pytest.importorskip("torch")
 
 from benchmarks.coevodt import check_baseline_agreement, check_deterministic_agreement  # noqa: E402
 from benchmarks.reference import coevo_torch as ref  # noqa: E402
-from jaxtwin.learn.coevo_protocol import ProtocolConfig  # noqa: E402
-from jaxtwin.learn.forecast import ForecastConfig  # noqa: E402
+from jaxtwin.coevodt.protocol import ProtocolConfig  # noqa: E402
+from jaxtwin.coevodt.forecast import ForecastConfig  # noqa: E402
 
 TINY = ProtocolConfig(episodes=4, episode_len=12, baseline_episodes=10, eval_episodes=3, pop_size=3,
                       evolve_freq=2, eval_per_member=1, tournament_k=2, n_replace=1, convergence_window=2,

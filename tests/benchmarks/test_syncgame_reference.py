@@ -7,9 +7,9 @@ from scipy.integrate import simpson
 from benchmarks.reference.syncgame_scipy import (bvp_jacobian, bvp_rhs, default_params, instantaneous_payoff,
                                                  n_unknowns, params_from_jaxtwin, solve_nash_bvp)
 from benchmarks.syncgame import errors, main
-from jaxtwin.games.nash import nash_equilibrium
-from jaxtwin.games.params import default_params as jaxtwin_params
-from jaxtwin.games.pmp import SolverOptions
+from jaxtwin.syncgame.nash import nash_equilibrium
+from jaxtwin.syncgame.params import default_params as jaxtwin_params
+from jaxtwin.syncgame.pmp import SolverOptions
 
 
 @pytest.mark.parametrize("m", [2, 3])

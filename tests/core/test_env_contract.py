@@ -17,6 +17,7 @@ class CounterParams:
 class CounterEnv(Environment):
     """obs = step count; reward = action; truncates after `horizon` steps."""
 
+    @property
     def default_params(self):
         return CounterParams()
 
@@ -48,7 +49,7 @@ def test_step_auto_resets_and_reports_final_observation():
 
 def test_batch_rollout_shapes_and_random_policy_in_space():
     env = CounterEnv()
-    params = env.default_params()
+    params = env.default_params
     traj = batch_rollout(env, random_policy(env, params), jax.random.split(jax.random.key(0), 4), params, 7)
     assert traj["reward"].shape == (4, 7) and traj["truncated"].shape == (4, 7)
     np.testing.assert_array_equal(traj["truncated"][0], [0, 0, 1, 0, 0, 1, 0])

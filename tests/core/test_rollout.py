@@ -6,7 +6,7 @@ import pytest
 
 from benchmarks.reference.coevo_numpy import run_vectorised
 from jaxtwin.core.rollout import batch_major_rollout, discrete_normal_sampler
-from jaxtwin.envs.coevo import N_ACTIONS, N_AGENTS, CoEvoEnv, initial_state, step_with_noise
+from jaxtwin.coevodt.env import N_ACTIONS, N_AGENTS, CoEvoEnv, initial_state, step_with_noise
 
 
 def test_batch_major_rollout_matches_a_python_loop():
@@ -69,7 +69,7 @@ def test_coevo_batch_major_random_baseline_agrees_with_numpy(normal_method):
     """Same model, different generators (counter-mode threefry vs NumPy PCG64): the means of
     QoE/latency/cost over random episodes agree within 5 standard errors of the difference."""
     n, T = 2000, 50
-    params = CoEvoEnv(T).default_params()
+    params = CoEvoEnv(T).default_params
     per_episode = np.asarray(jax.jit(lambda k: _coevo_batch_major_means(k, n, T, params, normal_method))(
         jax.random.key(0)))
     ours = per_episode.mean(0)

@@ -9,7 +9,7 @@ import pytest
 
 from jaxtwin.core.config import ConfigError
 from jaxtwin.core.rollout import batch_rollout, random_policy
-from jaxtwin.envs.toy import PointEnv
+from jaxtwin.core.toy_env import PointEnv
 from jaxtwin.learn.ppo import (PPOConfig, approx_kl, clipped_surrogate_loss, clipped_value_loss,
                                make_policy, make_train, make_train_chunks, runner_state_from_bytes,
                                runner_state_to_bytes)
@@ -93,7 +93,7 @@ def toy_run():
 
 def test_ppo_learns_toy_env(toy_run):
     cfg, train_state, metrics = toy_run
-    params = ENV.default_params()
+    params = ENV.default_params
     for name, values in metrics.items():
         assert values.shape[0] == cfg.num_updates, name
         assert np.all(np.isfinite(values)), name
@@ -165,7 +165,7 @@ def test_chunks_and_checkpoint_bytes_match_one_run(tiny_train):
 
 
 def test_ppo_runs_on_civic_without_nans():
-    from jaxtwin.envs.civic import CivicEnv
+    from jaxtwin.civic.env import CivicEnv
 
     env = CivicEnv(n_msps=2, heads_per_msp=1, horizon=20, cooperative=True)
     cfg = PPOConfig(num_envs=4, num_steps=25, total_timesteps=4 * 25 * 2, minibatch_size=20,

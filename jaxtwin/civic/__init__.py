@@ -1,0 +1,25 @@
+"""CIVIC (spec ``civic.md``): multi-provider immersion-aware allocation with
+budgets and a shared General Credit Pool; PPO agents and the baselines.
+
+Everything a notebook needs is here: the model functions (:mod:`.model`), the
+environment :class:`CivicEnv` and :func:`default_params`, the baselines and the
+evaluator, PPO training, and the experiments (``run(config, out)``).
+"""
+from jaxtwin.core.lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    # model functions
+    "RoomTable": ".model", "ModelConstants": ".model", "default_room_table": ".model",
+    "immersion": ".model", "head_cost": ".model", "myopic_optimal": ".model", "efficiency_score": ".model",
+    # environment
+    "CivicEnv": ".env", "EnvParams": ".env", "CivicState": ".env", "default_params": ".env",
+    "credit_total": ".env",
+    # baselines and evaluation
+    "BASELINE_NAMES": ".baselines", "METRIC_NAMES": ".baselines", "make_baseline": ".baselines",
+    "from_actor": ".baselines", "episode_metrics": ".baselines", "run_episode": ".baselines",
+    "make_evaluator": ".baselines",
+    # agents and experiments
+    "AgentConfig": ".experiments", "CivicConfig": ".experiments", "train_agent": ".experiments",
+    "drl_policy": ".experiments", "evaluate_policies": ".experiments", "run": ".experiments",
+    "EXPERIMENTS": ".experiments",
+})

@@ -1,1 +1,0 @@
-"""Environments: one per module (coevo, civic)."""

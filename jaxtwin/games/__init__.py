@@ -1,1 +1,0 @@
-"""Differential and evolutionary games (sync game): model, replicator, PMP solvers."""

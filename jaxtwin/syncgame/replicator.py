@@ -1,0 +1,107 @@
+"""Lower level: the state ODE (DT values + replicator) under given control paths,
+and the replicator's interior rest point (the ESS) for constant controls.
+
+Control paths are given on a time grid ``ts`` (shape ``(K,)``) as ``us``
+(shape ``(K, M)``) and interpolated linearly between nodes; the solver steps
+exactly on the grid nodes (``diffrax.StepTo``) so the kinks of the interpolant
+never fall inside a step.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import optimistix as optx
+
+from jaxtwin.syncgame.model import incentive_pool, initial_state, instantaneous_payoff, replicator_field, state_field
+from jaxtwin.syncgame.params import SyncParams
+
+
+def time_grid(T, n_points: int) -> jax.Array:
+    """Uniform grid of ``n_points`` nodes on ``[0, T]`` (``T`` may be traced)."""
+    return jnp.linspace(0.0, 1.0, n_points) * T
+
+
+def control_path(ts: jax.Array, us: jax.Array) -> diffrax.LinearInterpolation:
+    """Piecewise-linear control path through ``(ts[k], us[k])``."""
+    return diffrax.LinearInterpolation(ts=ts, ys=us)
+
+
+def step_grid(ts: jax.Array, substeps: int) -> jax.Array:
+    """The grid refined by ``substeps`` equal steps per interval (nodes kept)."""
+    if substeps == 1:
+        return ts
+    frac = jnp.arange(substeps) / substeps
+    inner = (ts[:-1, None] + frac[None, :] * jnp.diff(ts)[:, None]).reshape(-1)
+    return jnp.concatenate([inner, ts[-1:]])
+
+
+class Trajectory(NamedTuple):
+    """States on the grid and the discounted payoffs of a controlled run."""
+
+    ts: jax.Array        # (K,)
+    states: jax.Array    # (K, 2M)  z = concat(x, y)
+    payoffs: jax.Array   # (M,)     int_0^T exp(-r t) J_i dt
+    result: jax.Array    # diffrax result code (0 = success)
+
+
+def simulate(params: SyncParams, ts: jax.Array, us: jax.Array, *, substeps: int = 1,
+             adjoint: diffrax.AbstractAdjoint | None = None, z0: jax.Array | None = None) -> Trajectory:
+    """Integrate ``dz/dt = f(z, u(t))`` and the discounted payoffs (as extra states).
+
+    Differentiable in ``us`` and ``params`` (reverse mode by default through
+    ``RecursiveCheckpointAdjoint``; pass ``diffrax.ForwardMode()`` for jvp/jacfwd).
+    Never raises under ``vmap``: failures are reported in ``result``.
+    """
+    path = control_path(ts, us)
+    m = us.shape[-1]
+    z0 = initial_state(params) if z0 is None else z0
+
+    def field(t, state, args):
+        z = state[: 2 * m]
+        u = path.evaluate(t)
+        dpay = jnp.exp(-params.r * t) * instantaneous_payoff(params, z, u)
+        return jnp.concatenate([state_field(params, z, u), dpay])
+
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(field), diffrax.Tsit5(), t0=ts[0], t1=ts[-1], dt0=None,
+        y0=jnp.concatenate([z0, jnp.zeros(m, z0.dtype)]),
+        stepsize_controller=diffrax.StepTo(ts=step_grid(ts, substeps)),
+        saveat=diffrax.SaveAt(ts=ts), adjoint=adjoint or diffrax.RecursiveCheckpointAdjoint(),
+        max_steps=None if substeps * ts.shape[0] > 100_000 else 4 * substeps * ts.shape[0] + 16,
+        throw=False)
+    return Trajectory(ts, sol.ys[:, : 2 * m], sol.ys[-1, 2 * m:], sol.result._value)
+
+
+def simulate_replicator(params: SyncParams, u: jax.Array, y0: jax.Array, ts: jax.Array) -> jax.Array:
+    """UAV shares under CONSTANT controls ``u`` from ``y0``, saved at ``ts`` (adaptive Tsit5)."""
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(lambda t, y, args: replicator_field(params, y, u)), diffrax.Tsit5(),
+        t0=ts[0], t1=ts[-1], dt0=None, y0=y0, saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-10),
+        max_steps=100_000, throw=False)
+    return sol.ys
+
+
+def replicator_rest_point(params: SyncParams, u: jax.Array) -> jax.Array:
+    """The interior rest point of the replicator for constant controls ``u > 0``.
+
+    With ``k_i = R_i/N`` and ``S = sum_j (k_j - c_j y_j)`` the rest condition
+    ``k_i - c_i y_i = y_i S`` gives ``y_i = k_i / (c_i + S)``; ``S`` is the
+    unique root of ``sum_i k_i/(c_i+S) = 1`` on ``(-min c, sum k)`` (the sum
+    falls monotonically there), found by bisection. With equal costs this is
+    ``y_i = R_i / sum_j R_j``.
+    """
+    k = incentive_pool(params, u) / params.N
+    lo = -jnp.min(params.c) + 1e-12 * (1.0 + jnp.sum(k))
+    hi = jnp.sum(k) + jnp.max(params.c)
+
+    def excess(s, args):
+        return jnp.sum(k / (params.c + s)) - 1.0
+
+    sol = optx.root_find(excess, optx.Bisection(rtol=1e-14, atol=1e-14), 0.5 * (lo + hi),
+                         options=dict(lower=lo, upper=hi), throw=False, max_steps=400)
+    return k / (params.c + sol.value)
+

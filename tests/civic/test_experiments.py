@@ -1,0 +1,98 @@
+"""CIVIC experiments: tiny end-to-end CLI runs, resume, config errors, PPO beats baselines."""
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from jaxtwin.cli import main
+from jaxtwin.core.artifacts import read_csv
+from jaxtwin.core.config import ConfigError
+from jaxtwin.civic.env import CivicEnv
+from jaxtwin.civic.experiments import AgentConfig, CivicConfig, drl_policy, train_agent
+from jaxtwin.civic.baselines import make_baseline, make_evaluator
+
+TINY_AGENT = ["--agent.total-timesteps", "512", "--agent.num-envs", "8", "--agent.num-steps", "32",
+              "--agent.chunks", "2", "--eval-episodes", "2", "--no-progress"]
+
+
+def test_coop_experiment_end_to_end_and_skip(tmp_path):
+    out = tmp_path / "coop"
+    assert main(["civic", "experiment", "coop", "--out", str(out), "--msps", "2", "--horizons", "8", *TINY_AGENT]) == 0
+    rows = read_csv(out / "results.csv")
+    assert {r["policy"] for r in rows} == {"Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP",
+                                           "Random-GCP", "DRL-GCP"}
+    assert len(rows) == 8 * 2
+    assert all(float(r["credit_error"]) == 0 for r in rows)
+    rel = read_csv(out / "relative_to_random.csv")
+    assert {float(r["completion_pct_vs_random_pct"]) for r in rel if r["policy"] == "Random"} == {0.0}
+    assert (out / "coop_completion_pct_T8.png").exists() and (out / "config.json").exists()
+    mtime = (out / "results.csv").stat().st_mtime
+    assert main(["civic", "experiment", "coop", "--out", str(out), "--msps", "2", "--horizons", "8", *TINY_AGENT]) == 0
+    assert (out / "results.csv").stat().st_mtime == mtime      # finished work is skipped
+
+
+@pytest.mark.slow
+def test_withdraw_experiment_tiny(tmp_path):
+    out = tmp_path / "w"
+    assert main(["civic", "experiment", "withdraw", "--out", str(out), "--n-msps", "2", "--horizon", "8",
+                 "--ratios", "1.0", "inf", *TINY_AGENT]) == 0
+    rows = read_csv(out / "results.csv")
+    assert {float(r["ratio"]) for r in rows} == {1.0, math.inf}
+    assert (out / "withdraw_failed_clients.png").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which,extra", [
+    ("noncoop", ["--noncoop-msps", "1", "--noncoop-requests", "6"]),
+    ("tolerance", ["--n-msps", "1", "--noncoop-requests", "6", "--tolerance-trials", "2"]),
+    ("adapt", ["--n-msps", "2", "--horizon", "8"]),
+])
+def test_other_experiments_tiny(tmp_path, which, extra):
+    out = tmp_path / which
+    assert main(["civic", "experiment", which, "--out", str(out), *extra, *TINY_AGENT]) == 0
+    assert any(p.suffix == ".png" for p in out.iterdir())
+    assert (out / ("adapt_curve.csv" if which == "adapt" else "results.csv")).exists()
+
+
+def test_train_resume_and_evaluate(tmp_path):
+    out = tmp_path / "agent"
+    args = ["--out", str(out), "--n-msps", "2", "--horizon", "8", *TINY_AGENT]
+    assert main(["civic", "train", *args]) == 0
+    n_rows = len(read_csv(out / "train_metrics.csv"))
+    assert n_rows == 512 // (8 * 32)
+    ckpt = (out / "checkpoint.msgpack").read_bytes()
+    assert main(["civic", "evaluate", *args]) == 0       # resumes: nothing left to train
+    assert len(read_csv(out / "train_metrics.csv")) == n_rows
+    assert (out / "checkpoint.msgpack").read_bytes() == ckpt
+    policies = {r["policy"] for r in read_csv(out / "evaluation.csv")}
+    assert "DRL-GCP" in policies and "Max-GCP" in policies
+
+
+def test_bad_config_reports_field(tmp_path, capsys):
+    assert main(["civic", "experiment", "coop", "--out", str(tmp_path), "--threshold", "1.5"]) == 2
+    assert "CivicConfig.threshold" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="AgentConfig.total_timesteps"):
+        AgentConfig(total_timesteps=0)
+    with pytest.raises(ConfigError, match="CivicConfig.msps"):
+        CivicConfig(msps=(0,))
+
+
+def test_ppo_beats_random_and_saving():
+    """PPO on a small non-cooperative scenario beats Random and Saving (return and fulfilled)."""
+    env = CivicEnv(n_msps=1, heads_per_msp=2, horizon=20, cooperative=False)
+    params = env.default_params.replace(p_req=1.0)
+    agent = AgentConfig(total_timesteps=65_536, num_envs=32, num_steps=64, chunks=1)
+    net, metrics = train_agent(env, params, agent, jax.random.PRNGKey(0), progress=False)
+    assert metrics["mean_return"][-1] > metrics["mean_return"][0]
+    pols = [make_baseline("Random", env), make_baseline("Saving", env), drl_policy(env, params, agent, net)]
+    m = jax.tree.map(np.asarray, make_evaluator(env, pols)(jax.random.split(jax.random.PRNGKey(1), 32), params))
+    ret, ful = m["episode_return"].mean(axis=1), m["fulfilled"].mean(axis=1)
+    assert ret[2] > ret[0] and ret[2] > ret[1]
+    assert ful[2] > ful[0] and ful[2] > ful[1]
+
+
+def test_notebook_runs(run_notebook):
+    nb = run_notebook("civic.ipynb")
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "DRL-GCP" in text

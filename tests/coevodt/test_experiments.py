@@ -1,0 +1,160 @@
+"""Co-EvoDT experiment: tiny end-to-end CLI run, artifacts and columns, resume, bad options."""
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from jaxtwin.cli import main
+from jaxtwin.core.artifacts import read_csv
+from jaxtwin.core.config import ConfigError
+from jaxtwin.coevodt.experiments import (ABLATION_COLUMNS, AGGREGATE_COLUMNS, SUMMARY_COLUMNS, CoEvoDTConfig,
+                                         sensitivity_scenarios)
+
+TINY = ["--runs", "2", "--episodes", "10", "--evolve-freq", "5", "--forecast.online-every", "5",
+        "--pop-size", "3", "--tournament-k", "2", "--n-replace", "1", "--baseline-episodes", "10",
+        "--eval-episodes", "3", "--eval-per-member", "1", "--convergence-window", "5",
+        "--episode-len", "12", "--forecast.window", "4", "--forecast.epochs", "1",
+        "--bootstrap-resamples", "200", "--no-progress"]
+
+
+def _columns(path):
+    with open(path) as fh:
+        return fh.readline().strip().split(",")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("coevodt")
+    assert main(["coevodt", "--mode", "all", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_every_artifact_exists_with_its_columns(tiny_run):
+    out = tiny_run
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["config"]["runs"] == 2 and cfg["config"]["env"]["alpha_p"] == 0.05
+    for mode in ("NoPred", "PretrainOnly", "Online"):
+        d = out / mode
+        for r in range(2):
+            assert _columns(d / f"summary_run{r}.csv") == list(SUMMARY_COLUMNS)
+            rows = read_csv(d / f"summary_run{r}.csv")
+            assert [row["scenario"] for row in rows] == ["baseline", "trained"]
+            per_ep = read_csv(d / f"per_episode_metrics_run{r}.csv")
+            assert len(per_ep) == 10 and {"qoe", "latency", "cost", "return_infra", "member_user"} <= set(per_ep[0])
+            scores = read_csv(d / f"population_scores_run{r}.csv")
+            assert len(scores) == 2 * 3 * 3  # one evolution (after episode 5) + final, 3 agents x 3 members
+            assert sum(row["best"] == "True" for row in scores) == 3
+            rmse = d / f"lstm_comparison_rmse_run{r}.csv"
+            if mode == "NoPred":
+                assert not rmse.exists()
+            else:
+                assert [row["forecaster"] for row in read_csv(rmse)] == ["lstm", "naive", "ar1", "exp_smoothing"]
+        assert _columns(d / f"aggregate_results_mode_{mode}.csv") == list(AGGREGATE_COLUMNS)
+        agg = read_csv(d / f"aggregate_results_mode_{mode}.csv")
+        assert [row["metric"] for row in agg] == ["qoe", "latency", "cost"]
+        assert all(np.isfinite(float(row["trained_mean"])) for row in agg)
+        pngs = {"returns.png", "baseline_vs_trained.png", "greedy_episode.png"}
+        if mode != "NoPred":
+            pngs.add("lstm_holdout.png")
+        assert pngs <= {p.name for p in d.glob("*.png")}
+        assert not (d / "checkpoint.msgpack").exists()
+    assert _columns(out / "ablation.csv") == list(ABLATION_COLUMNS)
+    ablation = read_csv(out / "ablation.csv")
+    assert len(ablation) == 3 * 3 + 3 * 3  # each mode vs baseline, each pair of modes, 3 metrics
+    # all modes share run seeds, hence the same random baseline
+    base = [float(r["mean_b"]) for r in ablation if r["b"] == "baseline" and r["metric"] == "qoe"]
+    assert max(base) - min(base) < 1e-12
+
+
+def test_rerun_skips_finished_modes(tiny_run, capsys):
+    out = tiny_run
+    stamp = (out / "Online" / "summary_run0.csv").stat().st_mtime_ns
+    assert main(["coevodt", "--mode", "Online", "--out", str(out), *TINY]) == 0
+    assert (out / "Online" / "summary_run0.csv").stat().st_mtime_ns == stamp
+    assert "Online" in capsys.readouterr().out
+
+
+def test_bad_options_exit_2(tmp_path, capsys):
+    assert main(["coevodt", "--episodes", "13", "--out", str(tmp_path)]) == 2
+    assert "error: ProtocolConfig.episodes=13" in capsys.readouterr().err
+    assert main(["coevodt", "--env.alpha-p", "-1", "--out", str(tmp_path)]) == 2
+    assert "EnvParams.alpha_p" in capsys.readouterr().err
+
+
+def test_config_file_and_sensitivity_scenarios(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"runs": 3, "env": {"alpha_i": 0.1}}))
+    with pytest.raises(ConfigError):
+        CoEvoDTConfig(runs=0)
+    from jaxtwin.core.config import build_config, load_config_file
+    cfg = build_config(CoEvoDTConfig, load_config_file(path))
+    assert cfg.runs == 3 and cfg.env.alpha_i == 0.1
+    scen = sensitivity_scenarios(cfg)
+    assert len(scen) == 7
+    values = {(n, round(f, 2)): getattr(p, n) for n, f, p in scen[1:]}
+    assert values[("alpha_i", 0.7)] == pytest.approx(0.07) and values[("alpha_p", 1.3)] == pytest.approx(0.065)
+
+
+def test_notebook_runs(run_notebook):
+    nb = run_notebook("coevodt.ipynb")
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert len(images) >= 2
+
+
+def _tiny_config():
+    from jaxtwin.coevodt.forecast import ForecastConfig
+    return CoEvoDTConfig(runs=2, episodes=10, evolve_freq=5, pop_size=3, tournament_k=2, n_replace=1,
+                         baseline_episodes=10, eval_episodes=3, eval_per_member=1, convergence_window=5,
+                         episode_len=12, bootstrap_resamples=200,
+                         forecast=ForecastConfig(online_every=5, window=4, epochs=1))
+
+
+def test_resume_from_checkpoint_matches_uninterrupted(tiny_run, tmp_path, monkeypatch):
+    """Interrupt after the first group, resume from the checkpoint: same results as one go.
+
+    Uses the tiny CLI config, so the programs compiled for ``tiny_run`` are reused.
+    """
+    import jaxtwin.coevodt.experiments as exp
+
+    cfg = _tiny_config()
+    whole = exp.train_mode(cfg, "NoPred", progress=False)
+    ckpt = tmp_path / "checkpoint.msgpack"
+    real_run_chunks = exp.run_chunks
+
+    def interrupted(chunk_fn, carry, n_chunks, **kw):
+        on_chunk = kw["on_chunk"]
+
+        def stop_after_first(i, c, m):
+            on_chunk(i, c, m)
+            raise KeyboardInterrupt
+
+        return real_run_chunks(chunk_fn, carry, n_chunks, **{**kw, "on_chunk": stop_after_first})
+
+    monkeypatch.setattr(exp, "run_chunks", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        exp.train_mode(cfg, "NoPred", progress=False, checkpoint=ckpt)
+    monkeypatch.setattr(exp, "run_chunks", real_run_chunks)
+    assert ckpt.exists()
+    resumed = exp.train_mode(cfg, "NoPred", progress=False, checkpoint=ckpt)
+    for key in ("trained", "baseline", "final_scores"):
+        for a, b in zip(jax.tree.leaves(whole[key]), jax.tree.leaves(resumed[key])):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(whole["train"]["episode_return"], resumed["train"]["episode_return"])
+
+
+@pytest.mark.slow
+def test_sensitivity_sweep_writes_csv_and_png(tmp_path):
+    assert main(["coevodt", "--mode", "NoPred", "--sensitivity", "--sensitivity-runs", "2",
+                 "--sensitivity-mode", "NoPred", "--out", str(tmp_path), *TINY]) == 0
+    rows = read_csv(tmp_path / "sensitivity.csv")
+    assert [(r["parameter"], round(float(r["factor"]), 2)) for r in rows] == [
+        ("nominal", 1.0), ("alpha_p", 0.7), ("alpha_p", 1.3), ("alpha_i", 0.7), ("alpha_i", 1.3),
+        ("alpha_u", 0.7), ("alpha_u", 1.3)]
+    assert (tmp_path / "sensitivity.png").exists()
+    # alpha_i scales the infra action: a weaker action leaves random-policy latency higher
+    base = {(r["parameter"], round(float(r["factor"]), 2)): float(r["baseline_latency_mean"]) for r in rows}
+    assert base[("alpha_i", 0.7)] > base[("alpha_i", 1.3)]
