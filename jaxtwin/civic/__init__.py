@@ -1,5 +1,6 @@
 """CIVIC (spec ``civic.md``): multi-provider immersion-aware allocation with
 budgets and a shared General Credit Pool; PPO agents and the baselines.
+See ``docs/civic.md`` for the model, every parameter and the differences from the paper.
 
 Everything a notebook needs is here: the model functions (:mod:`.model`), the
 environment :class:`CivicEnv` and :func:`default_params`, the baselines and the

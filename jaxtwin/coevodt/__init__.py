@@ -1,6 +1,7 @@
 """Co-EvoDT (spec ``coevodt.md``): content, infrastructure and user digital
 twins trained by REINFORCE over co-evolving populations, with an LSTM load
 forecaster appended to the state (modes NoPred, PretrainOnly, Online).
+See ``docs/coevodt.md`` for the model, every parameter and the differences from the paper.
 
 Everything a notebook needs is here: the environment :class:`CoEvoEnv` and
 :func:`default_params` with its model functions, the forecaster, the whole

@@ -1,6 +1,7 @@
 """Sync game (spec ``syncgame.md``): replicator dynamics of a UAV population
 under open-loop Nash and Stackelberg differential games between VSPs, solved
 through Pontryagin costate ODEs with diffrax.
+See ``docs/syncgame.md`` for the model, every parameter and the differences from the paper.
 
 Everything a notebook needs is here: the parameters (:class:`SyncParams`,
 :func:`default_params`), the model and replicator, the Nash solvers (sweep and
