@@ -105,6 +105,21 @@ def test_steps_exactly_like_raw_env(env):
     assert bool(jnp.any(term | trunc))   # crossed an auto-reset
 
 
+def test_reset_env_and_step_env_delegate(env):
+    view = civic.discrete(env)
+    params = env.default_params
+    k0, k1 = jax.random.split(jax.random.PRNGKey(9))
+
+    def run(e, to_action, index):
+        obs, state = e.reset_env(k0, params)
+        return obs, state, e.step_env(k1, state, to_action(index), params)
+
+    out_v = jax.jit(lambda i: run(view, lambda a: a, i))(11)
+    out_r = jax.jit(lambda i: run(env, view.native_action, i))(11)
+    for x, y in zip(jax.tree.leaves(out_v), jax.tree.leaves(out_r), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
 def test_under_gymnax_wrappers_jit_vmap(env):
     """LogWrapper's episode return equals the summed rewards; the legacy wrapper gives 5 values."""
     view = civic.discrete(env)

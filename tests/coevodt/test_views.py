@@ -86,6 +86,22 @@ def test_single_controller_steps_exactly_like_raw_env():
     assert s_v.time[T - 1] == 0 and f_v[T - 1, 4] == 1.0 and o_v[T - 1, 4] == 0.0
 
 
+def test_single_controller_reset_env_and_step_env_delegate():
+    env = CoEvoEnv(episode_len=T)
+    view = coevodt.single_controller(env)
+    params = env.default_params
+    k0, k1 = jax.random.split(jax.random.PRNGKey(9))
+    obs_v, state_v = view.reset_env(k0, params)
+    obs_r, state_r = env.reset_env(k0, params)
+    _tree_equal((obs_v, state_v), (obs_r, state_r))
+    out_v = view.step_env(k1, state_v, 7, params)
+    out_r = env.step_env(k1, state_r, decode_joint_action(7), params)
+    assert len(out_v) == len(out_r)   # the raw env's step_env form, whichever it is
+    _tree_equal((out_v[0], out_v[1]) + tuple(out_v[3:-1]), (out_r[0], out_r[1]) + tuple(out_r[3:-1]))
+    np.testing.assert_allclose(out_v[2], jnp.sum(out_r[2]), rtol=1e-6)
+    np.testing.assert_array_equal(out_v[-1]["agent_rewards"], out_r[2])
+
+
 def test_single_controller_under_gymnax_wrappers_jit_vmap():
     """LogWrapper's returns equal the summed rewards; LegacyStepAPIWrapper gives the 5-tuple."""
     view = coevodt.single_controller(CoEvoEnv(episode_len=T))
@@ -133,6 +149,7 @@ def test_jaxmarl_view_interface(jaxmarl):
     _, state = view.reset(jax.random.PRNGKey(0))
     avail = view.get_avail_actions(state)
     assert set(avail) == set(view.agents) and all(bool(np.all(v)) and v.shape == (3,) for v in avail.values())
+    np.testing.assert_array_equal(view.get_obs(state)["user"], view.reset(jax.random.PRNGKey(0))[0]["user"])
     assert view.params == env.default_params
     scaled = env.default_params.replace(alpha_i=0.2)
     assert coevodt.as_jaxmarl(env, scaled).params == scaled
