@@ -23,4 +23,6 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "AgentConfig": ".experiments", "CivicConfig": ".experiments", "train_agent": ".experiments",
     "drl_policy": ".experiments", "evaluate_policies": ".experiments", "run": ".experiments",
     "EXPERIMENTS": ".experiments",
+    # discrete-action gymnax view (PureJaxRL ppo.py, DQN)
+    "discrete": ".views",
 })

@@ -21,4 +21,6 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "MODES": ".protocol", "Protocol": ".protocol", "ProtocolConfig": ".protocol", "convergence": ".protocol",
     "CoEvoDTConfig": ".experiments", "train_mode": ".experiments", "run": ".experiments",
     "sensitivity_scenarios": ".experiments",
+    # views for existing JAX RL code (gymnax single controller, JaxMARL)
+    "single_controller": ".views", "as_jaxmarl": ".views",
 })
