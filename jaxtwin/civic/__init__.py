@@ -14,7 +14,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "immersion": ".model", "head_cost": ".model", "myopic_optimal": ".model", "efficiency_score": ".model",
     # environment
     "CivicEnv": ".env", "EnvParams": ".env", "CivicState": ".env", "default_params": ".env",
-    "credit_total": ".env",
+    "credit_total": ".env", "validate_params": ".env",
     # baselines and evaluation
     "BASELINE_NAMES": ".baselines", "METRIC_NAMES": ".baselines", "make_baseline": ".baselines",
     "from_actor": ".baselines", "episode_metrics": ".baselines", "run_episode": ".baselines",

@@ -43,6 +43,9 @@ Readings of the spec made here (documented so they can be checked):
   with weights ``linspace(0.4, 1.6, M)`` normalised.
 * **Observation** ``fulfilled-so-far / expected`` counts Head-level fulfilled
   requests over the expected ``p_req * T * heads_per_msp`` of the MSP.
+
+A gymnax environment (``core.env``; ``num_actions`` = :attr:`CivicEnv.action_size`);
+:func:`validate_params` checks parameters host-side, naming the bad field.
 """
 from __future__ import annotations
 
@@ -52,30 +55,11 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxtwin.core.config import ConfigError
 from jaxtwin.core.env import Environment
 from jaxtwin.core.spaces import Box
 from jaxtwin.civic import model as cm
-
-
-@struct.dataclass
-class EnvParams:
-    """Every numeric constant of the CIVIC environment (spec defaults)."""
-
-    room_table: cm.RoomTable = struct.field(default_factory=cm.default_room_table)
-    constants: cm.ModelConstants = struct.field(default_factory=cm.ModelConstants)
-    p_req: float = 0.8
-    threshold: float = 0.85
-    budget_factor: float = 0.8
-    budget_scale: float = 1.0
-    unbalanced_budgets: bool = False
-    budget_weight_lo: float = 0.4
-    budget_weight_hi: float = 1.6
-    withdraw_ratio: float = math.inf
-    stuck_limit: int = 5
-    w_imm: float = 1.0
-    w_fin: float = 0.1
-    I_max: float = 1.0
-    credit_unit: float = 1e-4
+from jaxtwin.civic.params import EnvParams, validate_params  # noqa: F401 - re-exported
 
 
 @struct.dataclass
@@ -121,7 +105,6 @@ def _unit(x):
     return (jnp.clip(x, -1.0, 1.0) + 1.0) / 2.0
 
 
-
 POISSON_TERMS = 40
 _LOG_FACTORIALS = tuple(math.lgamma(i + 1.0) for i in range(POISSON_TERMS))
 """Support ``0..POISSON_TERMS-1`` of :func:`poisson_small_rate` (exact to float32 for rates <= 10)."""
@@ -157,7 +140,7 @@ class CivicEnv(Environment[CivicState, EnvParams]):
                  cooperative: bool = True):
         for name, v in (("n_msps", n_msps), ("heads_per_msp", heads_per_msp), ("horizon", horizon)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"CivicEnv.{name}={v!r}: must be an integer >= 1")
+                raise ConfigError(f"CivicEnv.{name}={v!r}: must be an integer >= 1")
         self.n_msps = n_msps
         self.heads_per_msp = heads_per_msp
         self.horizon = horizon
@@ -168,6 +151,11 @@ class CivicEnv(Environment[CivicState, EnvParams]):
         self.grid_sizes = cm.grid_sizes(cm.default_room_table())
 
     # ------------------------------------------------------------- contract
+    @property
+    def name(self) -> str:
+        """``"CIVIC-coop"`` (GCP on) or ``"CIVIC-noncoop"``."""
+        return "CIVIC-coop" if self.cooperative else "CIVIC-noncoop"
+
     @property
     def default_params(self) -> EnvParams:
         """Spec defaults; unbalanced budgets in the cooperative setting."""
@@ -255,8 +243,8 @@ class CivicEnv(Environment[CivicState, EnvParams]):
         dep = poisson_small_rate(k_dep, r.r_dep)
         return jnp.clip(clients + arr - dep, 1, r.V_max.astype(jnp.int32)).astype(jnp.int32)
 
-    def get_obs(self, state: CivicState, params: EnvParams):
-        """Flat observation (spec §5), every entry in ``[0, 1]``."""
+    def get_obs(self, state: CivicState, params: EnvParams, key=None):
+        """Flat observation (spec §5), every entry in ``[0, 1]`` (``key``: unused, gymnax's signature)."""
         r = self.rooms(params)
         init = jnp.maximum(state.initial_budget, 1)
         expected = jnp.maximum(params.p_req * self.horizon * self.heads_per_msp, 1e-9)

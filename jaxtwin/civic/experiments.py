@@ -37,7 +37,7 @@ import numpy as np
 from jaxtwin.core import artifacts, sharding
 from jaxtwin.core.config import (ConfigError, add_dataclass_arguments, config_from_args,
                                  require_choice, require_int, require_positive, require_range)
-from jaxtwin.civic.env import CivicEnv, EnvParams
+from jaxtwin.civic.env import CivicEnv, EnvParams, validate_params
 from jaxtwin.learn import ppo
 from jaxtwin.civic.baselines import (METRIC_NAMES, episode_metrics, from_actor,
                                            make_baseline, make_evaluator, run_episode)
@@ -135,10 +135,10 @@ def require_int_tuple(obj: Any, name: str) -> None:
 
 # ------------------------------------------------------------------ agents
 def scenario_params(env: CivicEnv, cfg: CivicConfig, **overrides) -> EnvParams:
-    """Environment parameters of a scenario from the config."""
+    """Environment parameters of a scenario from the config (validated: ``ConfigError`` names a bad field)."""
     p = env.default_params.replace(threshold=cfg.threshold, p_req=cfg.p_req,
                                      budget_factor=cfg.budget_factor)
-    return p.replace(**overrides) if overrides else p
+    return validate_params(p.replace(**overrides) if overrides else p, env)
 
 
 def train_agent(env: CivicEnv, params: EnvParams, agent: AgentConfig, key: jax.Array,

@@ -5,7 +5,7 @@ steer one shared media/metaverse system whose state is
 The model is a set of standalone pure functions (:func:`action_effects`,
 :func:`transition`, :func:`metrics`, :func:`agent_rewards`, and
 :func:`step_with_noise` which composes them with the noise drawn explicitly);
-:class:`CoEvoEnv` wraps them in the gymnax-style contract.
+:class:`CoEvoEnv` wraps them as a gymnax environment.
 
 Actions: ``int[3]`` = (content, infra, user), each in ``{0, 1, 2}``.
 Untrusted actions: a *concrete* action that is not three integers in
@@ -22,7 +22,7 @@ from flax import struct
 
 from jaxtwin.core.config import ConfigError
 from jaxtwin.core.env import Environment
-from jaxtwin.core.spaces import Box, Discrete
+from jaxtwin.core.spaces import Box, MultiDiscrete
 
 AGENTS = ("content", "infra", "user")
 """Agent order along every agent axis (actions, rewards, populations)."""
@@ -208,6 +208,8 @@ class CoEvoEnv(Environment[EnvState, EnvParams]):
 
     Episodes end by time limit (``truncated``), never by termination. Observation
     ``f32[5]``, action ``int32[3]``, reward ``f32[3]`` (one per agent in :data:`AGENTS`).
+    A gymnax environment (:class:`jaxtwin.core.env.Environment`); gymnax code that
+    wants one scalar reward and one discrete action needs the single-controller view.
     """
 
     def __init__(self, episode_len: int = 50):
@@ -216,7 +218,11 @@ class CoEvoEnv(Environment[EnvState, EnvParams]):
         self.episode_len = episode_len
 
     @property
+    def name(self) -> str:
+        """``"CoEvoDT"``."""
+        return "CoEvoDT"
 
+    @property
     def default_params(self) -> EnvParams:
         """The spec's constants."""
         return EnvParams()
@@ -235,8 +241,9 @@ class CoEvoEnv(Environment[EnvState, EnvParams]):
                 jnp.asarray(False), truncated, info)
 
     def action_space(self, params=None):
-        """One choice in ``{0,1,2}`` per agent."""
-        return Discrete(N_ACTIONS, (N_AGENTS,))
+        """One choice in ``{0,1,2}`` per agent: ``MultiDiscrete(3, (3,))``, a gymnax Box
+        (gymnax has no multi-discrete space; ``num_actions`` is the 3 choices per agent)."""
+        return MultiDiscrete(N_ACTIONS, (N_AGENTS,))
 
     def observation_space(self, params=None):
         """``[v, l, c, q, tau]`` within their clip bounds (``v_0 ~ U(0,1)`` may start below ``virality_min``)."""

@@ -1,49 +1,82 @@
-"""The environment contract every jaxtwin environment follows (gymnax style).
+"""The environment contract every jaxtwin environment follows: gymnax 1.x's.
+
+:class:`Environment` subclasses ``gymnax.environments.environment.Environment``,
+so gymnax's wrappers and code written for gymnax (PureJaxRL) take jaxtwin's
+environments as they are: ``default_params`` is a property, ``name`` and
+``num_actions`` exist, the spaces are gymnax's (:mod:`jaxtwin.core.spaces`),
+and ``step`` returns gymnax 1.x's six values
+``(obs, state, reward, terminated, truncated, info)`` with auto-reset.
 
 An environment object holds only what fixes array shapes; every numeric
 constant lives in an ``EnvParams`` pytree passed to each call, so scenarios can
-be ``vmap``-ed. ``step`` auto-resets: when an episode ends the returned
-observation/state belong to a fresh episode and ``info["final_observation"]``
-holds the last observation of the finished one.
+be ``vmap``-ed.
+
+One deliberate difference from gymnax's base class: a jaxtwin ``step_env``
+returns the raw transition's six values itself, ``truncated`` included,
+instead of gymnax's five values plus an ``is_truncated(state, params)`` hook.
+The envs decide truncation inside the transition (CIVIC, for instance, reports
+``truncated`` only when the horizon step did not also terminate), which a
+state-only hook cannot express. :meth:`Environment.step` therefore overrides
+gymnax's ``step`` with the same auto-reset and the same ``info`` keys. Like
+every jaxtwin function it is not jitted itself: callers jit the program it is
+part of (gymnax's wrappers jit their own ``step``).
 """
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from gymnax.environments import environment as gymnax_env
+
+from jaxtwin.core.spaces import Discrete, MultiDiscrete
 
 TState = TypeVar("TState")
 TParams = TypeVar("TParams")
 
 
-class Environment(Generic[TState, TParams]):
-    """Base class: subclasses implement ``reset_env``, ``step_env`` and spaces.
-
-    ``step_env`` returns ``(obs, state, reward, terminated, truncated, info)``
-    for the raw transition; :meth:`step` adds the auto-reset.
+class Environment(gymnax_env.Environment[TState, TParams]):
+    """Base class: subclasses implement ``default_params``, ``reset_env``,
+    ``step_env`` (raw six-value transition), ``action_space`` and
+    ``observation_space``, and may override ``name``.
     """
 
     @property
-
     def default_params(self) -> TParams:
         """The spec's default parameters."""
         raise NotImplementedError
+
+    @property
+    def num_actions(self) -> int:
+        """Action count in gymnax's sense, read off ``action_space(default_params)``.
+
+        A :class:`~gymnax.environments.spaces.Discrete` space gives its number
+        of actions ``n``; a :class:`~jaxtwin.core.spaces.MultiDiscrete` space
+        the number of choices per entry ``n`` (per agent for Co-EvoDT); a
+        continuous Box the action dimension ``prod(shape)``, as gymnax's own
+        continuous environments report it (``Pendulum-v1``: 1).
+        """
+        space = self.action_space(self.default_params)
+        if isinstance(space, (Discrete, MultiDiscrete)):
+            return int(space.n)
+        return int(np.prod(space.shape))
 
     def reset_env(self, key: jax.Array, params: TParams) -> tuple[jax.Array, TState]:
         """Start an episode: ``(obs, state)``."""
         raise NotImplementedError
 
     def step_env(self, key: jax.Array, state: TState, action: Any, params: TParams):
-        """One raw transition without auto-reset."""
+        """One raw transition without auto-reset:
+        ``(obs, state, reward, terminated, truncated, info)``."""
         raise NotImplementedError
 
     def action_space(self, params: TParams | None = None):
-        """Space of admissible actions."""
+        """Space of admissible actions (a gymnax space)."""
         raise NotImplementedError
 
     def observation_space(self, params: TParams | None = None):
-        """Space of observations."""
+        """Space of observations (a gymnax space)."""
         raise NotImplementedError
 
     def reset(self, key: jax.Array, params: TParams | None = None) -> tuple[jax.Array, TState]:
@@ -52,11 +85,16 @@ class Environment(Generic[TState, TParams]):
         return self.reset_env(key, params)
 
     def step(self, key: jax.Array, state: TState, action: Any, params: TParams | None = None):
-        """Step with auto-reset.
+        """Step with auto-reset (gymnax 1.x semantics).
 
-        Returns ``(obs, state, reward, terminated, truncated, info)``; when
-        ``terminated | truncated`` the returned ``obs``/``state`` start a new
-        episode and ``info["final_observation"]`` is the terminal observation.
+        Returns ``(obs, state, reward, terminated, truncated, info)``. The key
+        is split into ``(key_step, key_reset)``; when ``terminated | truncated``
+        the returned ``obs``/``state`` are ``reset_env(key_reset)``'s, a fresh
+        episode. ``info`` is ``step_env``'s plus, as in gymnax,
+        ``final_observation`` (the raw transition's observation, the terminal
+        one when the episode ended) and ``terminated``/``truncated`` (kept for
+        code behind gymnax's ``LegacyStepAPIWrapper``, which folds them into
+        one ``done``).
         """
         params = self.default_params if params is None else params
         key_step, key_reset = jax.random.split(key)
@@ -67,6 +105,5 @@ class Environment(Generic[TState, TParams]):
         done = jnp.logical_or(terminated, truncated)
         next_state = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, new_state)
         next_obs = jnp.where(done, reset_obs, obs)
-        info = dict(info)
-        info["final_observation"] = obs
+        info = {**info, "final_observation": obs, "terminated": terminated, "truncated": truncated}
         return next_obs, next_state, reward, terminated, truncated, info

@@ -1,58 +1,70 @@
-"""Action and observation spaces (gymnax-style), pure and jittable."""
+"""Action and observation spaces: gymnax's own classes, plus one it lacks.
+
+Every jaxtwin environment returns ``gymnax.environments.spaces`` objects, so
+gymnax's wrappers (``FlattenObservationWrapper``, ``StickyActionWrapper``,
+``GymnaxToGymWrapper``, ...) and PureJaxRL-style code that reads
+``space.n`` / ``space.shape`` / ``space.low`` / ``space.high`` accept them.
+
+gymnax 1.0.1 has no multi-discrete space (its :class:`Discrete` is a scalar),
+yet Co-EvoDT's action is one choice in ``{0, 1, 2}`` per agent.
+:class:`MultiDiscrete` fills the gap as a minimal subclass of gymnax's
+:class:`Box` with an integer dtype and bounds ``[0, n-1]``: that is how
+gymnasium itself writes an integer box, gymnax's ``gymnax_space_to_gym_space``
+converts it to ``gymnasium.spaces.Box(0, n-1, shape, int32)``, and wrappers
+that only accept a scalar :class:`Discrete` (``StickyActionWrapper``) refuse it
+up front instead of failing inside a ``scan``.
+
+Note that gymnax's ``contains`` checks the range only (not the shape or the
+dtype); :func:`conforms` checks all three.
+"""
 from __future__ import annotations
 
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-from flax import struct
+import numpy as np
+from gymnax.environments.spaces import Box, Dict, Discrete, Space, Tuple
+
+__all__ = ["Box", "Dict", "Discrete", "MultiDiscrete", "Space", "Tuple", "conforms"]
 
 
-@struct.dataclass
-class Discrete:
-    """Integers ``0 .. n-1``, optionally one per agent (``shape``)."""
+class MultiDiscrete(Box):
+    """``shape`` independent integers, each in ``0 .. n-1`` (a gymnax :class:`Box`).
 
-    n: int = struct.field(pytree_node=False)
-    shape: tuple[int, ...] = struct.field(pytree_node=False, default=())
-    dtype: jnp.dtype = struct.field(pytree_node=False, default=jnp.int32)
+    ``low = 0`` and ``high = n - 1`` (inclusive, as for any Box); ``n`` is the
+    number of choices per entry.
+    """
+
+    def __init__(self, n: int, shape: Sequence[int], dtype=jnp.int32):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"MultiDiscrete.n={n!r}: must be an integer >= 1")
+        if not jnp.issubdtype(dtype, jnp.integer):
+            raise ValueError(f"MultiDiscrete.dtype={dtype!r}: must be an integer dtype")
+        super().__init__(low=0, high=n - 1, shape=tuple(shape), dtype=dtype)
+        self.n = n
+
+    def __repr__(self) -> str:
+        """``MultiDiscrete(n, shape, dtype)``."""
+        return f"MultiDiscrete({self.n}, shape={self.shape}, dtype={np.dtype(self.dtype).name})"
 
     def sample(self, key: jax.Array) -> jax.Array:
-        """Draw a uniform sample."""
+        """Uniform integers (gymnax's Box would floor a uniform float and never draw ``n-1``)."""
         return jax.random.randint(key, self.shape, 0, self.n, dtype=self.dtype)
 
     def contains(self, x: jax.Array) -> jax.Array:
-        """Boolean scalar: ``x`` has the right shape and every entry is in range."""
+        """Boolean scalar: every entry is an integer in ``0 .. n-1``."""
         x = jnp.asarray(x)
-        if x.shape != self.shape:
-            return jnp.asarray(False)
         return jnp.all((x >= 0) & (x < self.n) & (x == jnp.round(x)))
 
 
-@struct.dataclass
-class Box:
-    """Real vectors in ``[low, high]`` (bounds broadcast to ``shape``)."""
+def conforms(space: Space, x) -> bool:
+    """Host-side check that concrete ``x`` has the space's shape and dtype and lies in it.
 
-    low: jax.Array | float
-    high: jax.Array | float
-    shape: tuple[int, ...] = struct.field(pytree_node=False, default=())
-    dtype: jnp.dtype = struct.field(pytree_node=False, default=jnp.float32)
-
-    def sample(self, key: jax.Array) -> jax.Array:
-        """Draw a uniform sample (bounds must be finite)."""
-        return jax.random.uniform(
-            key, self.shape, self.dtype,
-            jnp.broadcast_to(jnp.asarray(self.low, self.dtype), self.shape),
-            jnp.broadcast_to(jnp.asarray(self.high, self.dtype), self.shape),
-        )
-
-    def contains(self, x: jax.Array) -> jax.Array:
-        """Boolean scalar: ``x`` has the right shape, is finite and within bounds."""
-        x = jnp.asarray(x)
-        if x.shape != self.shape:
-            return jnp.asarray(False)
-        return jnp.all(jnp.isfinite(x) & (x >= self.low) & (x <= self.high))
-
-
-def box(low: float, high: float, shape: Sequence[int], dtype=jnp.float32) -> Box:
-    """Convenience constructor for a :class:`Box` with scalar bounds."""
-    return Box(low=low, high=high, shape=tuple(shape), dtype=dtype)
+    For a :class:`Discrete` or :class:`Box` (including :class:`MultiDiscrete`);
+    gymnax's own ``contains`` checks only the range.
+    """
+    x = jnp.asarray(x)
+    if tuple(x.shape) != tuple(space.shape) or x.dtype != jnp.dtype(space.dtype):
+        return False
+    return bool(jnp.all(jnp.isfinite(x))) and bool(space.contains(x))

@@ -11,7 +11,10 @@ episode's return is about the initial distance plus the bonus when solved and
 near zero for a random policy. Observation: ``[x, g - x, t / max_steps]``.
 
 Actions are projected onto the admissible set: non-finite entries become 0
-(stand still), the rest are clipped to ``[-1, 1]``.
+(stand still), the rest are clipped to ``[-1, 1]``; a wrong shape raises ``ValueError``.
+
+A gymnax environment (:class:`jaxtwin.core.env.Environment`): ``name`` is
+``"Point"``, ``num_actions`` the action dimension ``dim``.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxtwin.core.config import ConfigError
 from jaxtwin.core.env import Environment
 from jaxtwin.core.spaces import Box
 
@@ -53,11 +57,15 @@ class PointEnv(Environment[PointState, PointParams]):
 
     def __init__(self, dim: int = 2):
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"PointEnv.dim={dim!r}: must be an integer >= 1")
+            raise ConfigError(f"PointEnv.dim={dim!r}: must be an integer >= 1")
         self.dim = dim
 
     @property
+    def name(self) -> str:
+        """``"Point"``."""
+        return "Point"
 
+    @property
     def default_params(self) -> PointParams:
         """Defaults: step 0.2, goal radius 0.15, bonus 1, 32 steps."""
         return PointParams()
@@ -80,6 +88,8 @@ class PointEnv(Environment[PointState, PointParams]):
                  params: PointParams):
         """Move, score progress, end on reaching the target or running out of time."""
         del key  # deterministic dynamics
+        if jnp.shape(action) != (self.dim,):   # static, so checked under jit too
+            raise ValueError(f"PointEnv action: expected shape ({self.dim},), got {jnp.shape(action)}")
         action = project_action(action)
         position = jnp.clip(state.position + params.step_size * action, -1.0, 1.0)
         dist_before = jnp.linalg.norm(state.target - state.position)

@@ -1,5 +1,6 @@
-"""CivicEnv: projection, budget rule, GCP, credit conservation, determinism."""
+"""CivicEnv: projection, budget rule, GCP, credit conservation, determinism, params validation."""
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxtwin.civic.env import CivicEnv, credit_total, poisson_small_rate
+from jaxtwin.civic.env import CivicEnv, credit_total, poisson_small_rate, validate_params
+from jaxtwin.core.config import ConfigError
 
 ENV = CivicEnv(n_msps=3, heads_per_msp=2, horizon=6, cooperative=True)
 PARAMS = ENV.default_params
@@ -29,9 +31,9 @@ def test_shapes_and_spaces():
 
 
 def test_constructor_rejects_bad_shapes():
-    with pytest.raises(ValueError, match="n_msps"):
+    with pytest.raises(ConfigError, match="n_msps"):
         CivicEnv(n_msps=0)
-    with pytest.raises(ValueError, match="horizon"):
+    with pytest.raises(ConfigError, match="horizon"):
         CivicEnv(horizon=2.5)
 
 
@@ -238,3 +240,80 @@ def test_budgets_split():
     np.testing.assert_allclose(b / b.sum(), np.linspace(0.4, 1.6, 4) / np.linspace(0.4, 1.6, 4).sum(), atol=1e-6)
     eq = np.asarray(budgets(p.replace(unbalanced_budgets=False)))
     assert eq.max() - eq.min() <= 1
+
+
+# ------------------------------------------------------------ params validation
+@pytest.mark.parametrize("change, named", [
+    (dict(p_req=-0.5), "p_req=-0.5"), (dict(p_req=float("nan")), "p_req=nan"),
+    (dict(credit_unit=0.0), "credit_unit=0.0"), (dict(budget_factor=-1.0), "budget_factor=-1.0"),
+    (dict(threshold=1.5), "threshold=1.5"), (dict(stuck_limit=2.5), "stuck_limit=2.5"),
+    (dict(stuck_limit=-1), "stuck_limit=-1"), (dict(withdraw_ratio=0.0), "withdraw_ratio=0.0"),
+    (dict(withdraw_ratio=float("nan")), "withdraw_ratio=nan"), (dict(w_fin=math.inf), "w_fin=inf"),
+    (dict(budget_weight_lo=0.0), "budget_weight_lo=0.0"), (dict(unbalanced_budgets=2), "unbalanced_budgets=2"),
+])
+def test_bad_params_raise_naming_field_and_value(change, named):
+    with pytest.raises(ConfigError, match=re.escape(f"EnvParams.{named}:")):
+        validate_params(PARAMS.replace(**change))
+
+
+def _table(**rows):
+    return PARAMS.replace(room_table=PARAMS.room_table.replace(
+        **{k: jnp.asarray(v, jnp.float32) for k, v in rows.items()}))
+
+
+@pytest.mark.parametrize("params, named", [
+    (_table(B_min=(30.0, 30.0, 40.0)), "room_table.B_min"),           # above B_max for Gallery
+    (_table(r_arr=(0.4, 11.0, 0.4)), "room_table.r_arr"),             # beyond the Poisson sampler
+    (_table(eps_max=(1.0, 1.2, 1.0)), "room_table.eps_max"),
+    (_table(V_max=(10.0, 0.5, 10.0)), "room_table.V_max"),
+    (_table(omega=(400.0, math.nan, 400.0)), "room_table.omega"),
+    (_table(w_q=(0.33, 0.33)), "room_table.w_q"),                     # one entry per room type
+    (PARAMS.replace(constants=PARAMS.constants.replace(P_max=0.0)), "constants.P_max"),
+])
+def test_bad_room_table_and_constants_are_named(params, named):
+    with pytest.raises(ConfigError, match=re.escape(f"EnvParams.{named}=")):
+        validate_params(params)
+
+
+SCALARS = {  # field -> (valid values, invalid values)
+    "p_req": (st.floats(1e-6, 1.0), st.one_of(st.floats(max_value=0.0), st.floats(min_value=1.0001))),
+    "threshold": (st.floats(1e-6, 1.0), st.one_of(st.floats(max_value=0.0), st.floats(min_value=1.0001))),
+    "budget_factor": (st.floats(1e-6, 10.0), st.floats(max_value=0.0)),
+    "credit_unit": (st.floats(1e-4, 1.0), st.floats(max_value=0.0)),
+    "w_imm": (st.floats(0.0, 1e3), st.floats(max_value=-1e-9)),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), field=st.sampled_from(sorted(SCALARS)))
+def test_validation_property(data, field):
+    """Valid values pass (with the env's int32 budget check too); invalid ones (NaN and
+    infinities included) raise naming the field."""
+    good, bad = SCALARS[field]
+    ok = PARAMS.replace(**{field: data.draw(good, label="good")})
+    assert validate_params(ok, ENV) is ok
+    value = data.draw(st.one_of(bad, st.just(math.nan), st.just(-math.inf)), label="bad")
+    with pytest.raises(ConfigError, match=re.escape(f"EnvParams.{field}=")):
+        validate_params(PARAMS.replace(**{field: value}))
+
+
+def test_credit_unit_too_small_for_int32_is_rejected():
+    tiny = PARAMS.replace(credit_unit=1e-9)
+    # what it would do: the integer budgets wrap around instead of holding the total
+    budgets = jax.jit(ENV.initial_budgets)
+    wanted = float(np.asarray(budgets(PARAMS), np.float64).sum()) * (1e-4 / 1e-9)
+    assert abs(np.asarray(budgets(tiny), np.int64).sum() - wanted) > 0.01 * wanted
+    with pytest.raises(ConfigError, match=r"EnvParams.credit_unit=1e-09: too small"):
+        validate_params(tiny, ENV)
+    validate_params(tiny)   # without the env only the per-field checks run
+
+
+def test_stacked_params_checked_entry_by_entry_and_experiments_validate():
+    stack = lambda *ps: jax.tree.map(lambda *x: jnp.stack([jnp.asarray(v) for v in x]), *ps)  # noqa: E731
+    validate_params(stack(PARAMS, PARAMS.replace(p_req=0.5)))
+    with pytest.raises(ConfigError, match="EnvParams.p_req"):
+        validate_params(stack(PARAMS, PARAMS.replace(p_req=-0.5)))
+    from jaxtwin.civic.experiments import CivicConfig, scenario_params
+    with pytest.raises(ConfigError, match=re.escape("EnvParams.p_req=-0.5")):
+        scenario_params(ENV, CivicConfig(), p_req=-0.5)
+    assert scenario_params(ENV, CivicConfig()).p_req == CivicConfig().p_req

@@ -133,3 +133,12 @@ def test_random_baseline_matches_spec_sanity_figures():
         assert abs(per_episode.mean() - target) <= half_unit + 3 * se, (metric, per_episode.mean(), se)
     cost_std = np.asarray(traj["info"]["cost"]).mean(axis=1).std()
     assert abs(cost_std - 0.008) < 0.001
+
+
+def test_gymnax_attributes_and_multidiscrete_actions():
+    """A gymnax env: name, num_actions = choices per agent, one {0,1,2} choice per agent."""
+    from jaxtwin.core.spaces import MultiDiscrete
+    space = ENV.action_space()
+    assert isinstance(space, MultiDiscrete) and space.shape == (3,) and space.n == 3
+    assert ENV.name == "CoEvoDT" and ENV.num_actions == 3
+    assert bool(space.contains(jnp.array([0, 1, 2]))) and not bool(space.contains(jnp.array([0, 1, 3])))

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxtwin.core.config import ConfigError
 from jaxtwin.core.rollout import rollout
 from jaxtwin.core.toy_env import PointEnv, PointState, project_action
 
@@ -54,6 +55,8 @@ def test_bad_actions_are_projected(env):
     obs, state = env.reset(jax.random.PRNGKey(0), params)
     obs2, _, reward, *_ = env.step(jax.random.PRNGKey(1), state, jnp.array([jnp.nan, jnp.inf]), params)
     assert bool(jnp.all(jnp.isfinite(obs2))) and bool(jnp.isfinite(reward))
+    with pytest.raises(ValueError, match=r"expected shape \(2,\)"):   # no silent broadcasting
+        jax.jit(env.step)(jax.random.PRNGKey(1), state, jnp.zeros((2, 2)), params)
 
 
 def test_position_stays_in_box_and_is_deterministic(env):
@@ -65,6 +68,7 @@ def test_position_stays_in_box_and_is_deterministic(env):
     assert float(jnp.max(jnp.abs(a["obs"][:, :2]))) <= 1.0
 
 
-def test_bad_dim_rejected():
-    with pytest.raises(ValueError, match="PointEnv.dim"):
+def test_bad_dim_rejected_and_gymnax_attributes():
+    with pytest.raises(ConfigError, match="PointEnv.dim"):
         PointEnv(dim=0)
+    assert PointEnv(dim=3).name == "Point" and PointEnv(dim=3).num_actions == 3
