@@ -29,7 +29,9 @@ from gymnax.environments import environment as gymnax_env
 from gymnax.wrappers import FlattenObservationWrapper, GymnaxToGymWrapper, LogWrapper, StickyActionWrapper
 
 from jaxtwin.civic.env import CivicEnv
+from jaxtwin.civic.views import discrete
 from jaxtwin.coevodt import env as coevo
+from jaxtwin.coevodt.views import single_controller
 from jaxtwin.core import spaces
 from jaxtwin.core.env import Environment
 from jaxtwin.core.toy_env import PointEnv, project_action as point_projection
@@ -69,12 +71,30 @@ def _coevodt():
     return coevo.CoEvoEnv(episode_len=3), coevo.default_params()
 
 
+def _coevodt_single():
+    env = single_controller(coevo.CoEvoEnv(episode_len=3))
+    return env, env.default_params
+
+
+def _civic_discrete():
+    env = discrete(CivicEnv(n_msps=2, heads_per_msp=1, horizon=3, cooperative=True))
+    return env, env.default_params
+
+
+def _clip_index(n):
+    """The discrete views' documented rule for a traced index: NaN -> 0, round, clip to 0..n-1."""
+    return lambda a: jnp.clip(jnp.round(jnp.nan_to_num(a, nan=0.0)), 0, n - 1)
+
+
 ENVS = [
     EnvCase("civic-coop", lambda: _civic(True), 3 * 2 + 2, civic_projection),
     EnvCase("civic-noncoop", lambda: _civic(False), 3 * 2, civic_projection),
     EnvCase("coevodt", _coevodt, coevo.N_ACTIONS, coevo.project_action, rejects_concrete=True,
             reward_shape=(coevo.N_AGENTS,)),
     EnvCase("point", _point, 2, point_projection),
+    # the single-agent discrete views that PureJaxRL's ppo.py trains on
+    EnvCase("coevodt-single", _coevodt_single, 27, _clip_index(27), rejects_concrete=True),
+    EnvCase("civic-discrete", _civic_discrete, 4 ** 2 * 2, _clip_index(4 ** 2 * 2), rejects_concrete=True),
 ]
 
 
@@ -170,7 +190,8 @@ def _check_bad_actions(case, env, params, run, state):
     env says so; a wrong shape always raises."""
     space = env.action_space(params)
     shape = space.shape
-    bad = jnp.stack([jnp.full(shape, jnp.nan), jnp.full(shape, 7.0), jnp.full(shape, -jnp.inf),
+    too_big = float(space.n + 5) if isinstance(space, spaces.Discrete) else 7.0
+    bad = jnp.stack([jnp.full(shape, jnp.nan), jnp.full(shape, too_big), jnp.full(shape, -jnp.inf),
                      jnp.arange(int(np.prod(shape)), dtype=jnp.float32).reshape(shape) * 3.0 - 2.0])
     projected = jnp.asarray(jax.vmap(case.project)(bad), space.dtype)
     assert all(_in_space(space, a) for a in projected)

@@ -124,7 +124,7 @@ class DiscreteCivic(environment.Environment):
             a = np.asarray(index)
             v = a.astype(np.float64) if a.shape == () and a.dtype != object else None
             if v is None or not (np.isfinite(v) and v == np.round(v) and 0 <= v < self._n):
-                raise ValueError(f"CIVIC discrete action={index!r}: must be one integer in 0..{self._n - 1}")
+                raise ValueError(f"CIVIC discrete action={index!r}: must be one integer (shape ()) in 0..{self._n - 1}")
         elif jnp.shape(index) != ():
             raise ValueError(f"CIVIC discrete action: shape must be (), got {jnp.shape(index)}")
         i = jnp.nan_to_num(jnp.asarray(index, jnp.float32), nan=0.0)

@@ -37,7 +37,7 @@ def decode_joint_action(index) -> jax.Array:
         a = np.asarray(index)
         v = a.astype(np.float64) if a.shape == () and a.dtype != object else None
         if v is None or not (np.isfinite(v) and v == np.round(v) and 0 <= v < N_JOINT):
-            raise ValueError(f"single_controller action={index!r}: must be one integer in "
+            raise ValueError(f"single_controller action={index!r}: must be one integer (shape ()) in "
                              f"0..{N_JOINT - 1} (9*content + 3*infra + user)")
     elif jnp.shape(index) != ():
         raise ValueError(f"single_controller action: shape must be (), got {jnp.shape(index)}")
