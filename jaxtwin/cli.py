@@ -1,7 +1,11 @@
-"""``jaxtwin <system> ...``: a thin dispatcher over the experiment modules.
+"""``jaxtwin <system> ...``: a registry of systems over one command-line shell.
 
-Each system's options live with its experiment (``jaxtwin.<system>.experiments``,
-function ``cli(argv, prog) -> int``), so ``jaxtwin <system> --help`` lists them.
+Each entry of :data:`SYSTEMS` names a system's CLI module and a one-line
+summary for ``jaxtwin --help``. The module defines ``SYSTEM``, a
+:class:`jaxtwin.core.cli.System` of that system's commands (its config
+dataclasses and ``run`` functions), so ``jaxtwin <system> --help`` lists
+every option. A new system is its package plus one line here (see
+CONTRIBUTING.md).
 """
 from __future__ import annotations
 
@@ -9,10 +13,13 @@ import argparse
 import importlib
 import sys
 
-SYSTEMS = {
-    "coevodt": ("jaxtwin.coevodt.experiments", "Co-EvoDT: co-evolving DT agents (REINFORCE + evolution + LSTM forecaster)"),
-    "civic": ("jaxtwin.civic.experiments", "CIVIC: immersion-aware allocation with a shared credit pool (PPO + baselines)"),
-    "syncgame": ("jaxtwin.syncgame.experiments", "Sync game: replicator dynamics + Nash/Stackelberg differential games"),
+from jaxtwin.core.config import LineFormatter
+
+# name -> (module defining SYSTEM, summary for `jaxtwin --help`)
+SYSTEMS: dict[str, tuple[str, str]] = {
+    "coevodt": ("jaxtwin.coevodt.cli", "Co-EvoDT: co-evolving DT agents (REINFORCE + evolution + LSTM forecaster)"),
+    "civic": ("jaxtwin.civic.cli", "CIVIC: immersion-aware allocation with a shared credit pool (PPO + baselines)"),
+    "syncgame": ("jaxtwin.syncgame.cli", "Sync game: replicator dynamics + Nash/Stackelberg differential games"),
 }
 
 
@@ -20,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``jaxtwin`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(
-        prog="jaxtwin",
+        prog="jaxtwin", formatter_class=LineFormatter,
         description="JAX-accelerated digital-twin resource-management simulators. "
                     "Run `jaxtwin <system> --help` for a system's options.",
         epilog="Compiled programs are cached on disk so later runs start faster: "
@@ -28,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                "($XDG_CACHE_HOME/jaxtwin/xla).",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    parser.add_argument("system", nargs="?", choices=sorted(SYSTEMS),
-                        help="; ".join(f"{k}: {v[1]}" for k, v in SYSTEMS.items()))
+    parser.add_argument("system", nargs="?", choices=list(SYSTEMS),
+                        help="\n".join(f"{k}: {v[1]}" for k, v in SYSTEMS.items()))
     parser.add_argument("args", nargs=argparse.REMAINDER, help="options of the system")
     ns = parser.parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
     if ns.version:
@@ -42,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     from jaxtwin.core.compile_cache import enable_compilation_cache
 
     enable_compilation_cache()  # before any JAX work: later runs load compiled programs from disk
-    module = importlib.import_module(SYSTEMS[ns.system][0])
-    return int(module.cli(argv[1:], prog=f"jaxtwin {ns.system}") or 0)
+    system = importlib.import_module(SYSTEMS[ns.system][0]).SYSTEM
+    return int(system.main(argv[1:], prog=f"jaxtwin {ns.system}") or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -226,8 +226,9 @@ def test_devices_is_a_config_file_field(tmp_path):
     from jaxtwin.core.config import build_config, load_config_file
     from jaxtwin.civic.experiments import CivicConfig
     from jaxtwin.coevodt.experiments import CoEvoDTConfig
+    from jaxtwin.syncgame.experiments import SyncGameConfig
 
     path = tmp_path / "c.toml"
     path.write_text("devices = 0\n")
-    assert build_config(CoEvoDTConfig, load_config_file(path)).devices == 0
-    assert build_config(CivicConfig, load_config_file(path)).devices == 0
+    for cls in (CoEvoDTConfig, CivicConfig, SyncGameConfig):
+        assert build_config(cls, load_config_file(path)).devices == 0

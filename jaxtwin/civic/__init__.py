@@ -19,10 +19,12 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "BASELINE_NAMES": ".baselines", "METRIC_NAMES": ".baselines", "make_baseline": ".baselines",
     "from_actor": ".baselines", "episode_metrics": ".baselines", "run_episode": ".baselines",
     "make_evaluator": ".baselines",
-    # agents and experiments
-    "AgentConfig": ".experiments", "CivicConfig": ".experiments", "train_agent": ".experiments",
-    "drl_policy": ".experiments", "evaluate_policies": ".experiments", "run": ".experiments",
-    "EXPERIMENTS": ".experiments",
+    # agents
+    "AgentConfig": ".agents", "train_agent": ".agents", "load_agent": ".agents", "drl_policy": ".agents",
+    "train_through_phases": ".agents",
+    # experiments (run(config, out_dir) contract; CLI in .cli)
+    "CivicConfig": ".experiments", "evaluate_policies": ".experiments", "run": ".experiments",
+    "run_train": ".experiments", "run_evaluate": ".experiments", "EXPERIMENTS": ".experiments",
     # discrete-action gymnax view (PureJaxRL ppo.py, DQN)
     "discrete": ".views",
 })

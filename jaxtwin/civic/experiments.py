@@ -1,15 +1,17 @@
-"""CIVIC experiments (spec §7), PPO training with checkpoints, evaluation, CLI.
+"""CIVIC experiments (spec §7): the config, the five experiments of
+:data:`EXPERIMENTS` and the ``train``/``evaluate`` commands, each a
+``run(config, out_dir, *, overwrite, progress)`` (CLI: :mod:`jaxtwin.civic.cli`).
 
-Commands (``jaxtwin civic <command> --help``):
-
-* ``experiment noncoop|tolerance|coop|adapt|withdraw --out DIR`` — the spec's
-  five experiments; each writes ``results.csv`` (tidy: one row per policy x
-  scenario x seed with the metric columns of
-  :data:`jaxtwin.civic.baselines.METRIC_NAMES`), summary CSVs, PNG
-  figures and ``config.json``.
-* ``train --out DIR`` — PPO on one scenario, checkpointed after every chunk
-  (rerun resumes), writes ``train_metrics.csv`` and ``checkpoint.msgpack``.
-* ``evaluate --out DIR`` — the trained agent of ``DIR`` against the baselines.
+* :func:`run` (``jaxtwin civic experiment noncoop|tolerance|coop|adapt|withdraw``)
+  — ``config.experiment`` into ``out_dir``: ``results.csv`` (tidy: one row per
+  policy x scenario x seed with the metric columns of
+  :data:`jaxtwin.civic.baselines.METRIC_NAMES`), summary CSVs, PNG figures and
+  ``config.json``.
+* :func:`run_train` (``jaxtwin civic train``) — PPO on one scenario,
+  checkpointed after every chunk (rerun resumes; :func:`jaxtwin.civic.agents.train_agent`).
+* :func:`run_evaluate` (``jaxtwin civic evaluate``) — the finished agent of
+  ``out_dir`` (:func:`jaxtwin.civic.agents.load_agent`; never trains) against the
+  baselines: ``evaluation.csv``, ``evaluation_summary.csv``, ``evaluation_config.json``.
 
 Trained agents are cached per scenario under ``DIR/agents/<name>/`` so a rerun
 skips finished training; ``--overwrite`` redoes everything.
@@ -22,68 +24,34 @@ it stays on one device.
 """
 from __future__ import annotations
 
-import argparse
 import math
-import sys
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxtwin.core import artifacts, sharding
-from jaxtwin.core.config import (ConfigError, add_dataclass_arguments, config_from_args,
-                                 require_choice, require_int, require_positive, require_range)
+from jaxtwin.core.config import (ConfigError, record_config, require_choice, require_int,
+                                 require_positive, require_range)
+from jaxtwin.civic import figures
+from jaxtwin.civic.agents import AgentConfig, drl_policy, load_agent, train_agent, train_through_phases
 from jaxtwin.civic.env import CivicEnv, EnvParams, validate_params
 from jaxtwin.learn import ppo
 from jaxtwin.civic.baselines import (METRIC_NAMES, episode_metrics, from_actor,
-                                           make_baseline, make_evaluator, run_episode)
+                                     make_baseline, make_evaluator, run_episode)
 
-EXPERIMENTS = ("noncoop", "tolerance", "coop", "adapt", "withdraw")
 COOP_POLICIES = ("Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP", "Random-GCP", "DRL-GCP")
 NONCOOP_POLICIES = ("Saving", "Average", "Max", "Myopic-Optimal", "DRL")
 
 
 # ------------------------------------------------------------------ configs
 @dataclass(frozen=True)
-class AgentConfig:
-    """PPO budget and hyperparameters of a CIVIC agent (spec §6 defaults; small budget)."""
-
-    total_timesteps: int = field(default=1_048_576, metadata={"help": "environment steps per training run"})
-    num_envs: int = field(default=32, metadata={"help": "parallel environments"})
-    num_steps: int = field(default=64, metadata={"help": "rollout length per update"})
-    update_epochs: int = field(default=4, metadata={"help": "passes over each rollout"})
-    minibatch_size: int = field(default=128, metadata={"help": "transitions per gradient step"})
-    lr: float = field(default=3e-4, metadata={"help": "Adam learning rate"})
-    ent_coef: float = field(default=0.0, metadata={"help": "entropy bonus"})
-    init_log_std: float = field(default=-0.5, metadata={"help": "initial log std of the Gaussian policy"})
-    chunks: int = field(default=4, metadata={"help": "training chunks (progress ticks and checkpoints)"})
-
-    def __post_init__(self):
-        require_int(self, "total_timesteps", "num_envs", "num_steps", "update_epochs",
-                    "minibatch_size", "chunks", minimum=1)
-        require_positive(self, "lr")
-        require_positive(self, "ent_coef", allow_zero=True)
-        require_range(self, "init_log_std", -5.0, 2.0)
-        self.ppo()  # validates the divisibility rules with PPOConfig's own messages
-
-    def ppo(self) -> ppo.PPOConfig:
-        """The equivalent :class:`~jaxtwin.learn.ppo.PPOConfig` (gamma 0.97, GAE 0.95, clip 0.2, 2x128)."""
-        return ppo.PPOConfig(num_envs=self.num_envs, num_steps=self.num_steps,
-                             total_timesteps=self.total_timesteps, update_epochs=self.update_epochs,
-                             minibatch_size=self.minibatch_size, lr=self.lr, ent_coef=self.ent_coef,
-                             init_log_std=self.init_log_std, hidden=(128, 128))
-
-
-@dataclass(frozen=True)
 class CivicConfig:
     """Options of every CIVIC command (each uses the fields it needs)."""
 
-    experiment: Literal["noncoop", "tolerance", "coop", "adapt", "withdraw"] = field(
-        default="coop", metadata={"help": "which experiment (command `experiment`)"})
+    experiment: str = field(default="coop", metadata={"help": "which experiment of EXPERIMENTS (command `experiment`)"})
     msps: tuple[int, ...] = field(default=(3, 5, 7), metadata={"help": "MSP counts (coop; noncoop uses noncoop_msps)"})
     horizons: tuple[int, ...] = field(default=(100, 150, 200), metadata={"help": "horizons T (coop)"})
     noncoop_msps: tuple[int, ...] = field(default=(1, 3, 5), metadata={"help": "MSP counts (noncoop)"})
@@ -96,7 +64,7 @@ class CivicConfig:
     p_req: float = field(default=0.8, metadata={"help": "request probability (dynamic setting)"})
     budget_factor: float = field(default=0.8, metadata={"help": "budget as a fraction of the myopic-optimal cost"})
     eval_episodes: int = field(default=16, metadata={"help": "evaluation episodes (seeds) per policy and scenario"})
-    tolerance_trials: int = field(default=6, metadata={"help": "trials of +10%% requests / -5%% budget"})
+    tolerance_trials: int = field(default=6, metadata={"help": "trials of +10% requests / -5% budget"})
     ratios: tuple[float, ...] = field(default=(1.0, 1.2, 1.4, 1.6, 1.8, 2.0, math.inf),
                                       metadata={"help": "withdraw-to-insert ratios (inf: no limit)"})
     adapt_thresholds: tuple[float, ...] = field(default=(0.60, 0.67), metadata={"help": "threshold before/after the switch"})
@@ -133,83 +101,12 @@ def require_int_tuple(obj: Any, name: str) -> None:
             raise ConfigError(f"{type(obj).__name__}.{name}={getattr(obj, name)!r}: entries must be integers >= 1")
 
 
-# ------------------------------------------------------------------ agents
+# ------------------------------------------------------------------ scenarios
 def scenario_params(env: CivicEnv, cfg: CivicConfig, **overrides) -> EnvParams:
     """Environment parameters of a scenario from the config (validated: ``ConfigError`` names a bad field)."""
     p = env.default_params.replace(threshold=cfg.threshold, p_req=cfg.p_req,
                                      budget_factor=cfg.budget_factor)
     return validate_params(p.replace(**overrides) if overrides else p, env)
-
-
-def train_agent(env: CivicEnv, params: EnvParams, agent: AgentConfig, key: jax.Array,
-                ckpt_dir: Path | None = None, *, progress: bool = True, desc: str = "",
-                overwrite: bool = False):
-    """Train PPO in ``agent.chunks`` jitted chunks; checkpoint/resume under ``ckpt_dir``.
-
-    Returns ``(net_params, metrics)`` with ``metrics`` a dict of per-update
-    NumPy arrays (``mean_return``, ``env_steps``, ...).
-    """
-    cfg = agent.ppo()
-    init, run_updates = ppo.make_train_chunks(cfg, env, params)
-    n_updates = cfg.num_updates
-    per_chunk = max(1, math.ceil(n_updates / agent.chunks))
-    sizes = [min(per_chunk, n_updates - i) for i in range(0, n_updates, per_chunk)]
-    runner = init(key)
-    done_chunks, history = 0, []
-    ckpt = metrics_path = None
-    if ckpt_dir is not None:
-        ckpt_dir = Path(ckpt_dir)
-        ckpt, metrics_path = ckpt_dir / "checkpoint.msgpack", ckpt_dir / "train_metrics.csv"
-        if not overwrite and ckpt.exists() and metrics_path.exists():
-            runner = ppo.runner_state_from_bytes(ckpt.read_bytes(), runner)
-            rows = artifacts.read_csv(metrics_path)
-            history = [{k: float(v) for k, v in r.items()} for r in rows]
-            done_chunks = int(round(float(rows[-1]["chunk"]))) + 1 if rows else 0
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(sizes), initial=done_chunks, desc=desc or "train", leave=False,
-               disable=not progress)
-    for c in range(done_chunks, len(sizes)):
-        runner, m = run_updates(runner, sizes[c])
-        m = jax.tree.map(np.asarray, m)
-        for i in range(sizes[c]):
-            history.append({"chunk": c, **{k: float(v[i]) for k, v in m.items()}})
-        if ckpt is not None:
-            _write_bytes_atomic(ckpt, ppo.runner_state_to_bytes(runner))
-            artifacts.write_csv(metrics_path, history)
-        bar.update(1)
-    bar.close()
-    metrics = {k: np.asarray([h[k] for h in history]) for k in (history[0] if history else {})}
-    return runner.train_state.params, metrics
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path`` and rename it (no half-written checkpoint)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
-def drl_policy(env: CivicEnv, params: EnvParams, agent: AgentConfig, net_params,
-               *, trained_env: CivicEnv | None = None):
-    """The deterministic PPO agent as a baseline-style policy for ``env``.
-
-    ``trained_env`` non-cooperative and ``env`` cooperative: the agent sees the
-    observation without the two GCP entries and never donates (DRL in the coop table).
-    """
-    trained_env = trained_env or env
-    act = ppo.make_policy(agent.ppo(), trained_env, params, deterministic=True)
-    if trained_env.cooperative == env.cooperative:
-        return from_actor(act, net_params)
-    if trained_env.cooperative or not env.cooperative:
-        raise ValueError("drl_policy: only a non-cooperative agent can act in a cooperative env")
-
-    def policy(key, obs, state, p):
-        a = act(net_params, key, obs[:-2])
-        return jnp.concatenate([a, -jnp.ones((env.n_msps,), a.dtype)])
-
-    return policy
 
 
 def evaluate_policies(env: CivicEnv, params: EnvParams, named_policies: dict, n_episodes: int,
@@ -248,11 +145,10 @@ def _summary(rows: list[dict], keys: tuple[str, ...], metrics=METRIC_NAMES) -> l
     return out
 
 
-def _write_results(out: Path, cfg: CivicConfig, rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
+def _write_results(out: Path, rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
     artifacts.write_csv(out / "results.csv", rows)
     summary = _summary(rows, keys)
     artifacts.write_csv(out / "summary.csv", summary)
-    artifacts.write_json(out / "config.json", {"config": cfg, "environment": artifacts.environment_info()})
     return summary
 
 
@@ -291,10 +187,10 @@ def run_coop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> 
             for r in evaluate_policies(coop_env, p_coop, policies, cfg.eval_episodes, _key(cfg, 3, i, j),
                                        devices=cfg.devices):
                 rows.append({"n_msps": M, "horizon": T, **r})
-    summary = _write_results(out, cfg, rows, ("n_msps", "horizon", "policy"))
+    summary = _write_results(out, rows, ("n_msps", "horizon", "policy"))
     rel = coop_relative_table(summary)
     artifacts.write_csv(out / "relative_to_random.csv", rel)
-    _coop_figures(out, cfg, summary, rel, curves)
+    figures.coop(out, cfg, summary, curves, COOP_POLICIES)
     return rows
 
 
@@ -320,35 +216,8 @@ def coop_relative_table(summary: list[dict]) -> list[dict]:
     return out
 
 
-def _coop_figures(out: Path, cfg, summary, rel, curves) -> None:
-    from jaxtwin.core.plotting import bar_plot, line_plot
-
-    for T in cfg.horizons:
-        cats = [f"{M} MSPs" for M in cfg.msps]
-        for metric, label in (("completion_pct", "completion (%)"),
-                              ("served_clients", "served clients"),
-                              ("fulfillment_requests_pct", "fulfilled / requests (%)"),
-                              ("total_cost", "total cost"), ("range", "range of completed per MSP")):
-            groups = {}
-            for pol in COOP_POLICIES:
-                rs = [next(r for r in summary if r["n_msps"] == M and r["horizon"] == T and r["policy"] == pol)
-                      for M in cfg.msps]
-                groups[pol] = ([r[f"{metric}_mean"] for r in rs], [r[f"{metric}_std"] for r in rs])
-            bar_plot(out / f"coop_{metric}_T{T}.png", cats, groups, ylabel=label, title=f"T = {T}")
-    series = {}
-    for name, (m_solo, m_coop) in curves.items():
-        if len(m_coop.get("mean_return", [])):
-            series[f"{name} DRL-GCP"] = m_coop["mean_return"]
-    if series:
-        n = min(len(v) for v in series.values())
-        line_plot(out / "coop_training_return.png", np.arange(n), {k: v[:n] for k, v in series.items()},
-                  xlabel="update", ylabel="mean episode return")
-
-
 def run_noncoop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> list[dict]:
     """Spec §7.1: non-cooperative, MSPs x requests N_m (fixed requests, p_req = 1, T = N_m)."""
-    from jaxtwin.core.plotting import bar_plot, line_plot
-
     rows, curves = [], {}
     for i, M in enumerate(cfg.noncoop_msps):
         for j, N in enumerate(cfg.noncoop_requests):
@@ -360,26 +229,13 @@ def run_noncoop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) 
             pols["DRL"] = drl_policy(env, p, cfg.agent, net)
             for r in evaluate_policies(env, p, pols, cfg.eval_episodes, _key(cfg, 12, i, j), devices=cfg.devices):
                 rows.append({"n_msps": M, "requests_per_head": N, **r})
-    summary = _write_results(out, cfg, rows, ("n_msps", "requests_per_head", "policy"))
-    if curves and all(len(v) for v in curves.values()):
-        n = min(len(v) for v in curves.values())
-        line_plot(out / "noncoop_reward_convergence.png", np.arange(n), {k: v[:n] for k, v in curves.items()},
-                  xlabel="update", ylabel="mean episode return")
-    for N in cfg.noncoop_requests:
-        groups = {}
-        for pol in NONCOOP_POLICIES:
-            rs = [next(r for r in summary if r["n_msps"] == M and r["requests_per_head"] == N and r["policy"] == pol)
-                  for M in cfg.noncoop_msps]
-            groups[pol] = ([r["mean_immersion_mean"] for r in rs], [r["mean_immersion_std"] for r in rs])
-        bar_plot(out / f"noncoop_immersion_N{N}.png", [f"{M} MSPs" for M in cfg.noncoop_msps], groups,
-                 ylabel="mean immersion of served requests", title=f"N_m = {N}")
+    summary = _write_results(out, rows, ("n_msps", "requests_per_head", "policy"))
+    figures.noncoop(out, cfg, summary, curves, NONCOOP_POLICIES)
     return rows
 
 
 def run_tolerance(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> list[dict]:
     """Spec §7.2: fixed budget with requests +10% per trial; fixed requests with budget -5% per trial."""
-    from jaxtwin.core.plotting import line_plot
-
     M, N = cfg.n_msps, cfg.noncoop_requests[0]
     base_env = CivicEnv(M, cfg.heads_per_msp, N, cooperative=False)
     base_p = scenario_params(base_env, cfg, p_req=1.0)
@@ -402,23 +258,13 @@ def run_tolerance(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True
         # same keys in every trial: only the budget differs between trials (common random numbers)
         for r in evaluate_policies(base_env, p, pols, cfg.eval_episodes, _key(cfg, 22), devices=cfg.devices):
             rows.append({"mode": "budget", "trial": k, "load_pct": 100.0, "budget_pct": 100 * (1 - 0.05 * k), **r})
-    summary = _write_results(out, cfg, rows, ("mode", "trial", "load_pct", "budget_pct", "policy"))
-    for mode, xkey in (("requests", "load_pct"), ("budget", "budget_pct")):
-        for metric, label in (("mean_immersion", "mean immersion"), ("completion_pct", "served (%)")):
-            series = {}
-            for pol in ("Saving", "Average", "Max", "Myopic-Optimal", "DRL"):
-                rs = sorted((r for r in summary if r["mode"] == mode and r["policy"] == pol), key=lambda r: r["trial"])
-                series[pol] = [r[f"{metric}_mean"] for r in rs]
-                xs = [r[xkey] for r in rs]
-            line_plot(out / f"tolerance_{mode}_{metric}.png", xs, series,
-                      xlabel="requests (% of base)" if mode == "requests" else "budget (% of base)", ylabel=label)
+    summary = _write_results(out, rows, ("mode", "trial", "load_pct", "budget_pct", "policy"))
+    figures.tolerance(out, summary, ("Saving", "Average", "Max", "Myopic-Optimal", "DRL"))
     return rows
 
 
 def run_withdraw(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> list[dict]:
     """Spec §7.5: withdrawal-to-insertion ratio limits; DRL-GCP trained without limit."""
-    from jaxtwin.core.plotting import line_plot
-
     env = CivicEnv(cfg.n_msps, cfg.heads_per_msp, cfg.horizon, cooperative=True)
     p = scenario_params(env, cfg)
     net, _ = _agent(out, f"M{cfg.n_msps}_T{cfg.horizon}_DRL-GCP", env, p, cfg, _key(cfg, 31), progress, overwrite)
@@ -435,30 +281,21 @@ def run_withdraw(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True)
             for s in range(cfg.eval_episodes):
                 rows.append({"ratio": float(ratio), "policy": name, "seed": s,
                              **{k: float(m[k][i, s]) for k in METRIC_NAMES}})
-    summary = _write_results(out, cfg, rows, ("ratio", "policy"))
-    xs = [r if math.isfinite(r) else max(x for x in cfg.ratios if math.isfinite(x)) + 0.4 for r in cfg.ratios]
-    for metric, label in (("served", "served requests"), ("served_clients", "served clients"),
-                          ("failed_clients", "failed clients")):
-        series = {n: [next(r for r in summary if r["ratio"] == float(q) and r["policy"] == n)[f"{metric}_mean"]
-                      for q in cfg.ratios] for n in names}
-        line_plot(out / f"withdraw_{metric}.png", xs, series,
-                  xlabel="withdraw-to-insert ratio (rightmost: no limit)", ylabel=label)
+    summary = _write_results(out, rows, ("ratio", "policy"))
+    figures.withdraw(out, cfg.ratios, summary, names)
     return rows
 
 
 def run_adapt(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> list[dict]:
     """Spec §7.4: train DRL-GCP at threshold/p_req (before), switch to (after) halfway;
     record training return and the deterministic policy's cost and served % per chunk."""
-    from jaxtwin.core.plotting import line_plot
-
     path = out / "adapt_curve.csv"
     if not overwrite and path.exists():
         return artifacts.read_csv(path)
     env = CivicEnv(cfg.n_msps, cfg.heads_per_msp, cfg.horizon, cooperative=True)
     phases = [scenario_params(env, cfg, threshold=th, p_req=pr)
               for th, pr in zip(cfg.adapt_thresholds, cfg.adapt_p_req)]
-    pcfg = cfg.agent.ppo()
-    act = ppo.make_policy(pcfg, env, phases[0], deterministic=True)
+    act = ppo.make_policy(cfg.agent.ppo(), env, phases[0], deterministic=True)
     eval_keys = jax.random.split(_key(cfg, 42), cfg.eval_episodes)
 
     @jax.jit
@@ -473,48 +310,20 @@ def run_adapt(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) ->
     seeds_on_devices = sharding.sharded_call(evaluate_seeds, cfg.devices, in_axes=(0, None, None))
 
     def evaluate(net_params, params):
-        return seeds_on_devices(eval_keys, net_params, params)
+        em = jax.tree.map(lambda x: float(np.mean(x)), seeds_on_devices(eval_keys, net_params, params))
+        return {f"eval_{k}": em[k] for k in ("total_cost", "completion_pct", "fulfillment_requests_pct",
+                                             "mean_immersion")}
 
-    runner = None
-    rows = []
     # at least 16 evaluation points per phase so the re-convergence is visible
-    n_chunks = max(cfg.agent.chunks, min(16, pcfg.num_updates))
-    per_chunk = max(1, math.ceil(pcfg.num_updates / n_chunks))
-    update = 0
-    for phase, params in enumerate(phases):
-        init, run_updates = ppo.make_train_chunks(pcfg, env, params)
-        if runner is None:
-            runner = init(_key(cfg, 41))
-        else:
-            # keep the learner, restart the environments under the new regime
-            fresh = init(_key(cfg, 43))
-            runner = runner.replace(env_state=fresh.env_state, obs=fresh.obs)
-        for _ in range(n_chunks):
-            runner, m = run_updates(runner, per_chunk)
-            m = jax.tree.map(np.asarray, m)
-            em = jax.tree.map(lambda x: float(np.mean(x)), evaluate(runner.train_state.params, params))
-            for i in range(per_chunk):
-                update += 1
-                rows.append({"update": update, "phase": phase, "threshold": float(params.threshold),
-                             "p_req": float(params.p_req), "mean_return": float(m["mean_return"][i]),
-                             "eval_total_cost": em["total_cost"], "eval_completion_pct": em["completion_pct"],
-                             "eval_fulfillment_requests_pct": em["fulfillment_requests_pct"],
-                             "eval_mean_immersion": em["mean_immersion"]})
+    rows = train_through_phases(env, phases, cfg.agent, _key(cfg, 41), _key(cfg, 43), evaluate, min_points=16)
     artifacts.write_csv(path, rows)
-    artifacts.write_json(out / "config.json", {"config": cfg, "environment": artifacts.environment_info()})
-    x = [r["update"] for r in rows]
-    line_plot(out / "adapt_reward.png", x, {"DRL-GCP": [r["mean_return"] for r in rows]},
-              xlabel="update (switch at the middle)", ylabel="mean episode return")
-    line_plot(out / "adapt_cost.png", x, {"DRL-GCP": [r["eval_total_cost"] for r in rows]},
-              xlabel="update (switch at the middle)", ylabel="total cost (deterministic policy)")
-    line_plot(out / "adapt_served.png", x, {"completion %": [r["eval_completion_pct"] for r in rows],
-                                             "fulfilled / requests %": [r["eval_fulfillment_requests_pct"] for r in rows]},
-              xlabel="update (switch at the middle)", ylabel="%")
+    figures.adapt(out, rows)
     return rows
 
 
-RUNNERS = {"coop": run_coop, "noncoop": run_noncoop, "tolerance": run_tolerance,
-           "withdraw": run_withdraw, "adapt": run_adapt}
+# name -> runner(cfg, out, *, overwrite, progress); the choices of `jaxtwin civic experiment`
+EXPERIMENTS = {"noncoop": run_noncoop, "tolerance": run_tolerance, "coop": run_coop,
+               "adapt": run_adapt, "withdraw": run_withdraw}
 
 
 def run(config: CivicConfig, out_dir, *, overwrite: bool = False, progress: bool = True) -> list[dict]:
@@ -524,88 +333,39 @@ def run(config: CivicConfig, out_dir, *, overwrite: bool = False, progress: bool
     done = out / ("adapt_curve.csv" if config.experiment == "adapt" else "results.csv")
     if done.exists() and not overwrite:
         return artifacts.read_csv(done)
-    return RUNNERS[config.experiment](config, out, overwrite=overwrite, progress=progress)
+    record_config(out, config)
+    return EXPERIMENTS[config.experiment](config, out, overwrite=overwrite, progress=progress)
 
 
-def run_train(cfg: CivicConfig, out_dir, *, overwrite=False, progress=True):
-    """PPO on one scenario (``n_msps``, ``horizon``, ``cooperative``), checkpointed in ``out_dir``."""
-    out = Path(out_dir)
+def _scenario(cfg: CivicConfig) -> tuple[CivicEnv, EnvParams]:
     env = CivicEnv(cfg.n_msps, cfg.heads_per_msp, cfg.horizon, cooperative=cfg.cooperative)
-    p = scenario_params(env, cfg)
-    net, m = train_agent(env, p, cfg.agent, _key(cfg, 51), out, progress=progress, overwrite=overwrite)
-    artifacts.write_json(out / "config.json", {"config": cfg, "environment": artifacts.environment_info()})
-    if len(m.get("mean_return", [])):
-        from jaxtwin.core.plotting import line_plot
-
-        line_plot(out / "train_return.png", m["env_steps"], {"PPO": m["mean_return"]},
-                  xlabel="environment steps", ylabel="mean episode return")
-    return net, m
+    return env, scenario_params(env, cfg)
 
 
-def run_evaluate(cfg: CivicConfig, out_dir, *, overwrite=False, progress=True) -> list[dict]:
-    """The agent trained by ``train`` in ``out_dir`` against the baselines; writes ``evaluation.csv``."""
+def run_train(config: CivicConfig, out_dir, *, overwrite: bool = False, progress: bool = True) -> dict:
+    """PPO on one scenario (``n_msps``, ``horizon``, ``cooperative``), checkpointed in ``out_dir``;
+    returns the per-update training metrics."""
     out = Path(out_dir)
-    if not (out / "checkpoint.msgpack").exists():
-        raise ConfigError(f"evaluate: no checkpoint in {out}; run `jaxtwin civic train --out {out}` first")
-    net, _ = run_train(cfg, out, overwrite=False, progress=progress)   # loads the finished checkpoint
-    env = CivicEnv(cfg.n_msps, cfg.heads_per_msp, cfg.horizon, cooperative=cfg.cooperative)
-    p = scenario_params(env, cfg)
-    names = (("Random", "Saving", "Average", "Max", "Avg-GCP", "Max-GCP", "Random-GCP") if cfg.cooperative
+    out.mkdir(parents=True, exist_ok=True)
+    record_config(out, config)
+    env, p = _scenario(config)
+    _, m = train_agent(env, p, config.agent, _key(config, 51), out, progress=progress, overwrite=overwrite)
+    figures.training(out, m)
+    return m
+
+
+def run_evaluate(config: CivicConfig, out_dir, *, overwrite: bool = False, progress: bool = True) -> list[dict]:
+    """The agent trained by :func:`run_train` in ``out_dir`` against the baselines (loaded,
+    never trained: an unfinished training is an error); writes ``evaluation.csv``."""
+    out = Path(out_dir)
+    env, p = _scenario(config)
+    net = load_agent(out, env, config.agent, p)
+    names = (("Random", "Saving", "Average", "Max", "Avg-GCP", "Max-GCP", "Random-GCP") if config.cooperative
              else ("Random", "Saving", "Average", "Max", "Myopic-Optimal"))
     pols = {n: make_baseline(n, env) for n in names}
-    pols["DRL-GCP" if cfg.cooperative else "DRL"] = drl_policy(env, p, cfg.agent, net)
-    rows = evaluate_policies(env, p, pols, cfg.eval_episodes, _key(cfg, 52), devices=cfg.devices)
+    pols["DRL-GCP" if config.cooperative else "DRL"] = drl_policy(env, p, config.agent, net)
+    record_config(out, config, name="evaluation_config.json")
+    rows = evaluate_policies(env, p, pols, config.eval_episodes, _key(config, 52), devices=config.devices)
     artifacts.write_csv(out / "evaluation.csv", rows)
     artifacts.write_csv(out / "evaluation_summary.csv", _summary(rows, ("policy",)))
     return rows
-
-
-# ------------------------------------------------------------------ CLI
-MULTI_DEVICE_EPILOG = (
-    "Multiple devices: --devices 0 spreads the evaluation episodes over every device (--devices N: "
-    "the first N local ones); results match --devices 1. On a CPU-only host, "
-    "--devices N splits the CPU into N devices (0: one per core) so the work uses every core. Across hosts: set "
-    "JAX_COORDINATOR_ADDRESS=host:port (of process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID on "
-    "every process and pass --devices 0; every process gathers the full results and writes the "
-    "same artifacts (give each its own --out, or share one: writes are atomic).")
-
-
-def _parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="CIVIC: immersion-aware allocation with a shared credit pool.",
-                                     epilog=MULTI_DEVICE_EPILOG)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, helptext in (("experiment", "run one of the spec's experiments"),
-                           ("train", "train PPO on one scenario (checkpoint + resume)"),
-                           ("evaluate", "evaluate the agent trained in --out against the baselines")):
-        sp = sub.add_parser(name, help=helptext, epilog=MULTI_DEVICE_EPILOG)
-        if name == "experiment":
-            sp.add_argument("which", choices=EXPERIMENTS, help="experiment to run")
-        add_dataclass_arguments(sp, CivicConfig, exclude=("experiment",))
-        sp.add_argument("--config", help="TOML/JSON file of options")
-        sp.add_argument("--out", required=True, help="output directory")
-        sp.add_argument("--overwrite", action="store_true", help="redo finished pieces")
-        sp.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    return parser
-
-
-def cli(argv: list[str], prog: str = "jaxtwin civic") -> int:
-    """``jaxtwin civic {experiment,train,evaluate} ...``; returns the exit code."""
-    ns = _parser(prog).parse_args(argv)
-    try:
-        sharding.prepare_devices(sharding.cli_devices(ns, ns.config))  # before any JAX work
-        cfg = config_from_args(CivicConfig, ns, config_file=ns.config, exclude=("experiment",))
-        if ns.command == "experiment":
-            cfg = replace(cfg, experiment=ns.which)
-        kwargs = dict(overwrite=ns.overwrite, progress=not ns.no_progress)
-        t0 = time.perf_counter()
-        if ns.command == "experiment":
-            run(cfg, ns.out, **kwargs)
-        elif ns.command == "train":
-            run_train(cfg, ns.out, **kwargs)
-        else:
-            run_evaluate(cfg, ns.out, **kwargs)
-        print(f"{ns.command} done in {time.perf_counter() - t0:.1f} s -> {ns.out}")
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0

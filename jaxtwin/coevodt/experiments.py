@@ -28,11 +28,9 @@ gathered, unpadded carry, so a run can resume under a different device count.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -43,9 +41,9 @@ import numpy as np
 from flax import serialization
 
 from jaxtwin.core import artifacts, sharding, stats
-from jaxtwin.core.config import (ConfigError, add_dataclass_arguments, config_from_args,
-                                 require_choice, require_int, require_range)
+from jaxtwin.core.config import ConfigError, record_config, require_choice, require_int, require_range
 from jaxtwin.core.progress import run_chunks
+from jaxtwin.coevodt import figures
 from jaxtwin.coevodt.env import AGENTS, EnvParams, validate_params
 from jaxtwin.coevodt.protocol import MODES, Protocol, ProtocolConfig, convergence
 from jaxtwin.coevodt.forecast import FORECASTERS
@@ -311,44 +309,6 @@ def write_aggregate(cfg: CoEvoDTConfig, means: dict, converged: np.ndarray, mode
     return rows
 
 
-def write_figures(cfg: CoEvoDTConfig, res: dict, mode: str, mode_dir: Path) -> None:
-    """Return curves, baseline-vs-trained bars, LSTM holdout, one greedy episode."""
-    from jaxtwin.core.plotting import bar_plot, line_plot, smooth
-    import matplotlib.pyplot as plt
-
-    ep = np.arange(1, cfg.episodes + 1)
-    ret = res["train"]["episode_return"]  # [runs, episodes, agents]
-    line_plot(mode_dir / "returns.png", ep,
-              {a: smooth(ret[:, :, i].mean(0), cfg.smooth_window) for i, a in enumerate(AGENTS)},
-              bands={a: smooth(ret[:, :, i].std(0), cfg.smooth_window) for i, a in enumerate(AGENTS)},
-              xlabel="training episode", ylabel=f"episodic return (mean over {cfg.runs} runs, smoothed)",
-              title=f"Co-EvoDT {mode}: smoothed episodic return per agent")
-    groups = {}
-    for s in ("baseline", "trained"):
-        per_run = np.stack([res[s][m].mean(1) for m in METRICS])
-        groups[s] = (per_run.mean(1), per_run.std(1, ddof=1) if cfg.runs > 1 else np.zeros(3))
-    bar_plot(mode_dir / "baseline_vs_trained.png", list(METRICS), groups,
-             ylabel="mean over runs (error bar: std across runs)", title=f"Co-EvoDT {mode}: random vs trained")
-    if mode != "NoPred":
-        fc = res["forecast"]
-        target, pred = fc["test_target"][0], fc["test_pred"][0]
-        n = min(200, target.shape[0])
-        fig, ax = plt.subplots(figsize=(7, 4))
-        ax.plot(target[:n], "k-", lw=2, label="actual load")
-        for k, f in enumerate(FORECASTERS):
-            ax.plot(pred[:n, k], lw=1, label=f"{f} (RMSE {fc['rmse'][0, k]:.4f})")
-        ax.set_xlabel("holdout sequence (run 0)")
-        ax.set_ylabel("next load")
-        ax.set_title(f"Co-EvoDT {mode}: LSTM vs baselines on the holdout")
-        ax.legend(fontsize=8)
-        artifacts.save_figure(fig, mode_dir / "lstm_holdout.png")
-    trace = res["greedy_trace"]
-    t = np.arange(1, cfg.episode_len + 1)
-    line_plot(mode_dir / "greedy_episode.png", t,
-              {m: trace[m][0] for m in ("qoe", "latency", "virality", "load")},
-              xlabel="step", ylabel="value", title=f"Co-EvoDT {mode}: one greedy episode (run 0)")
-
-
 def write_ablation(cfg: CoEvoDTConfig, out_dir: Path, modes: tuple[str, ...]) -> Path:
     """``ablation.csv``: every mode vs its baseline and every pair of modes (paired over runs)."""
     means = {m: read_run_means(out_dir / m, cfg.runs) for m in modes}
@@ -397,12 +357,7 @@ def run_sensitivity(cfg: CoEvoDTConfig, out_dir: Path) -> Path:
                 row[f"{s}_{m}_std"] = float(per_run.std(ddof=1)) if n_r > 1 else 0.0
         rows.append(row)
     path = artifacts.write_csv(out_dir / "sensitivity.csv", rows)
-    from jaxtwin.core.plotting import bar_plot
-    labels = ["nominal"] + [f"{n} x{f:.2f}" for n, f, _ in scen[1:]]
-    bar_plot(out_dir / "sensitivity.png", labels,
-             {m: ([r[f"trained_{m}_mean"] for r in rows], [r[f"trained_{m}_std"] for r in rows]) for m in METRICS},
-             ylabel="trained metric (mean +- std over runs)",
-             title=f"Sensitivity of {cfg.sensitivity_mode} to +-{cfg.sensitivity_delta:.0%} action coefficients")
+    figures.sensitivity(out_dir / "sensitivity.png", cfg, [(n, f) for n, f, _ in scen], rows, METRICS)
     return path
 
 
@@ -413,7 +368,7 @@ def run(config: CoEvoDTConfig, out_dir, *, overwrite: bool = False, progress: bo
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    artifacts.write_json(out_dir / "config.json", {"config": config, "environment": artifacts.environment_info()})
+    record_config(out_dir, config)
     results, setup_cache = {}, {}
     for mode in config.modes():
         mode_dir = out_dir / mode
@@ -427,7 +382,7 @@ def run(config: CoEvoDTConfig, out_dir, *, overwrite: bool = False, progress: bo
         mode_dir.mkdir(parents=True, exist_ok=True)
         res = train_mode(config, mode, progress=progress, checkpoint=ckpt, setup_cache=setup_cache)
         write_run_artifacts(config, res, mode, mode_dir)
-        write_figures(config, res, mode, mode_dir)
+        figures.mode_figures(config, res, mode, mode_dir, METRICS)
         means = {s: {m: res[s][m].mean(1) for m in METRICS} for s in ("baseline", "trained")}
         results[mode] = write_aggregate(config, means, res["converged"], mode, mode_dir)
         ckpt.unlink(missing_ok=True)
@@ -436,44 +391,3 @@ def run(config: CoEvoDTConfig, out_dir, *, overwrite: bool = False, progress: bo
             [out_dir / "sensitivity.csv", out_dir / "sensitivity.png"])):
         run_sensitivity(config, out_dir)
     return results
-
-
-# ----------------------------------------------------------------- CLI
-MULTI_DEVICE_EPILOG = (
-    "Multiple devices: --devices 0 spreads the runs over every device (--devices N: the first N "
-    "local ones); results match --devices 1. On a CPU-only host, "
-    "--devices N splits the CPU into N devices (0: one per core) so the work uses every core. Across hosts: set JAX_COORDINATOR_ADDRESS=host:port (of process 0), "
-    "JAX_NUM_PROCESSES and JAX_PROCESS_ID on every process and pass --devices 0; jax.distributed "
-    "starts before any work, every process gathers the full results and writes the same artifacts "
-    "(give each its own --out, or share one: writes are atomic).")
-
-
-def cli(argv: list[str], prog: str = "jaxtwin coevodt") -> int:
-    """``jaxtwin coevodt [options]``: run the experiment and print the aggregate table."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                     epilog=MULTI_DEVICE_EPILOG)
-    add_dataclass_arguments(parser, CoEvoDTConfig, exclude=("sensitivity",))
-    parser.add_argument("--sensitivity", action="store_true",
-                        help="also run the +-sensitivity_delta sweep on alpha_p, alpha_i, alpha_u")
-    parser.add_argument("--config", default=None, help="TOML/JSON file of options (flags override it)")
-    parser.add_argument("--out", default="results/coevodt", help="output directory")
-    parser.add_argument("--overwrite", action="store_true", help="recompute finished modes")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    ns = parser.parse_args(argv)
-    try:
-        sharding.prepare_devices(sharding.cli_devices(ns, ns.config))  # before any JAX work
-        cfg = config_from_args(CoEvoDTConfig, ns, config_file=ns.config, exclude=("sensitivity",))
-        if ns.sensitivity:
-            cfg = dataclasses.replace(cfg, sensitivity=True)
-    except (ConfigError, TypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    results = run(cfg, ns.out, overwrite=ns.overwrite, progress=not ns.no_progress)
-    for mode, rows in results.items():
-        for row in rows:
-            print(f"{mode:13s} {row['metric']:8s} baseline {float(row['baseline_mean']):.4f} "
-                  f"trained {float(row['trained_mean']):.4f} ({float(row['relative_change_pct']):+.1f}%, "
-                  f"95% CI of diff [{float(row['diff_ci_low']):+.4f}, {float(row['diff_ci_high']):+.4f}])")
-    print(f"artifacts in {ns.out}")
-    return 0

@@ -20,5 +20,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "CollocationOptions": ".collocation", "nash_collocation": ".collocation",
     "stackelberg_equilibrium": ".stackelberg", "static_stackelberg_equilibrium": ".static",
     "static_nash": ".static", "verify_equilibrium": ".direct",
-    "SyncGameConfig": ".experiments", "run": ".experiments",
+    "SyncGameConfig": ".experiments", "run": ".experiments", "STEPS": ".experiments",
 })

@@ -1,5 +1,6 @@
 """Sync-game experiments (spec ``syncgame.md`` §6): trajectories, ESS,
-sensitivity studies, payoff comparison. ``jaxtwin syncgame <command> --out DIR``.
+sensitivity studies, payoff comparison (the steps of :data:`STEPS`; the
+config's ``command`` picks one or ``all``). ``jaxtwin syncgame <command> --out DIR``.
 
 Outputs (tidy CSVs, one row per observation; PNGs; ``config.json``):
 
@@ -26,10 +27,8 @@ forward-backward sweep solver the trajectories and comparison use).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -39,10 +38,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxtwin.core import sharding
-from jaxtwin.core.artifacts import all_exist, environment_info, save_figure, write_csv, write_json
-from jaxtwin.core.config import (ConfigError, add_dataclass_arguments, config_from_args, require_choice,
-                                 require_int, require_positive)
-from jaxtwin.core.plotting import bar_plot  # noqa: F401  (also sets the Agg backend)
+from jaxtwin.core.artifacts import all_exist, write_csv, write_json
+from jaxtwin.core.config import ConfigError, record_config, require_choice, require_int, require_positive
+from jaxtwin.syncgame import figures
 from jaxtwin.syncgame.collocation import CollocationOptions, nash_collocation
 from jaxtwin.syncgame.nash import nash_equilibrium
 from jaxtwin.syncgame.params import EXTRA_VSP_DELTAS, as_float64, default_params, stack_params
@@ -50,8 +48,6 @@ from jaxtwin.syncgame.pmp import SolverOptions, resolve_substeps
 from jaxtwin.syncgame.replicator import replicator_rest_point, simulate_replicator
 from jaxtwin.syncgame.stackelberg import stackelberg_equilibrium
 from jaxtwin.syncgame.static import static_stackelberg_equilibrium
-
-COMMANDS = ("trajectories", "ess", "sensitivity", "compare", "all")
 
 # Sensitivity grids on the 4-VSP base (VSP index k = 1 is the focal "VSP k").
 FOCAL = 1
@@ -70,6 +66,7 @@ STUDIES: dict[str, tuple[float, ...]] = {
 class SyncGameConfig:
     """Options of every sync-game experiment."""
 
+    command: str = dataclasses.field(default="all", metadata={"help": "which step of STEPS to run, or all"})
     T: float = dataclasses.field(default=50.0, metadata={"help": "horizon T"})
     n_grid: int = dataclasses.field(default=201, metadata={"help": "time-grid nodes for trajectories/compare"})
     sens_n_grid: int = dataclasses.field(default=101, metadata={"help": "time-grid nodes for the sensitivity studies"})
@@ -85,6 +82,7 @@ class SyncGameConfig:
     devices: int = dataclasses.field(default=1, metadata={"help": "sensitivity sweeps: " + sharding.DEVICES_HELP})
 
     def __post_init__(self):
+        require_choice(self, "command", COMMANDS)
         require_positive(self, "T", "tol", "ess_horizon")
         require_int(self, "n_grid", minimum=5)
         require_int(self, "sens_n_grid", minimum=5)
@@ -140,26 +138,6 @@ def _trajectory_rows(sol) -> list[dict]:
     return [dict(t=ts[k], vsp=i + 1, x=z[k, i], y=z[k, m + i], u=u[k, i]) for k in range(ts.size) for i in range(m)]
 
 
-def _plot_trajectories(path: Path, sol, title: str) -> None:
-    import matplotlib.pyplot as plt
-
-    ts = np.asarray(sol.ts)
-    z, u = np.asarray(sol.states), np.asarray(sol.controls)
-    m = u.shape[1]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for i in range(m):
-        axes[0].plot(ts, z[:, m + i], label=f"VSP {i + 1}")
-        axes[1].plot(ts, u[:, i], label=f"VSP {i + 1}")
-        axes[2].plot(ts, z[:, i], label=f"VSP {i + 1}")
-    for ax, lab in zip(axes, ("UAV share y", "sync intensity u", "DT value x")):
-        ax.set_xlabel("t")
-        ax.set_ylabel(lab)
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.suptitle(title)
-    save_figure(fig, path)
-
-
 def _rest_points(stacked_params, u: np.ndarray) -> np.ndarray:
     """Replicator rest point for each parameter set under its constant controls ``u``."""
     with jax.enable_x64(True):
@@ -171,7 +149,7 @@ def _nash(params, cfg: SyncGameConfig, n_grid: int, batched: bool = False):
 
 
 # ------------------------------------------------------------ experiments
-def run_trajectories(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: dict) -> None:
+def run_trajectories(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite: bool, progress: bool) -> None:
     """Open-loop Nash trajectories of the 2- and 4-VSP games."""
     for m in (2, 4):
         csv, png = out / f"trajectories_{m}vsp.csv", out / f"trajectories_{m}vsp.png"
@@ -183,10 +161,10 @@ def run_trajectories(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: d
                                                iterations=int(sol.iterations), payoffs=np.asarray(sol.payoffs).tolist(),
                                                seconds=time.perf_counter() - t0)
         write_csv(csv, _trajectory_rows(sol))
-        _plot_trajectories(png, sol, f"{m} VSPs, open-loop Nash (delta = {np.round(np.asarray(default_params(m).delta), 3).tolist()})")
+        figures.trajectories(png, sol, f"{m} VSPs, open-loop Nash (delta = {np.round(np.asarray(default_params(m).delta), 3).tolist()})")
 
 
-def run_ess(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: dict) -> None:
+def run_ess(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite: bool, progress: bool) -> None:
     """Replicator from y_1(0) = 0.1..0.9 (and a perturbed rest point) under the
     2-VSP Nash plateau controls, DT values fixed there as in the seed."""
     csv, png = out / "ess.csv", out / "ess.png"
@@ -209,19 +187,7 @@ def run_ess(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: dict) -> N
     write_csv(csv, rows)
     final_err = float(np.abs(paths[:, -1, :] - rest).max())
     summary["ess"] = dict(u_plateau=u_plateau.tolist(), rest_point=rest.tolist(), max_final_distance=final_err)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for j, lab in enumerate(labels):
-        ax.plot(np.asarray(t_eval), paths[j, :, 0], ls="--" if lab < 0 else "-",
-                label="perturbed ESS" if lab < 0 else f"y1(0)={lab:.1f}")
-    ax.axhline(rest[0], color="k", lw=0.8)
-    ax.set_xlabel("t")
-    ax.set_ylabel("y_1")
-    ax.set_title(f"ESS under Nash plateau controls u={np.round(u_plateau, 2).tolist()}")
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3)
-    save_figure(fig, png)
+    figures.ess(png, np.asarray(t_eval), paths, labels, rest, u_plateau)
 
 
 # How each study moves the 4-VSP base: (params, value) -> params.
@@ -252,7 +218,7 @@ def _grid(cfg: SyncGameConfig, name: str) -> tuple[float, ...]:
     return vals
 
 
-def run_sensitivity(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: dict, progress: bool) -> None:
+def run_sensitivity(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite: bool, progress: bool) -> None:
     """Each study: ONE vmapped, jitted Nash solve over its (padded) grid."""
     pad = max(len(_grid(cfg, n)) for n in cfg.studies)
     todo = [n for n in cfg.studies
@@ -286,7 +252,7 @@ def run_sensitivity(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: di
                                  residual=float(sol.residual[j]), converged=bool(sol.converged[j]),
                                  iterations=int(sol.iterations[j])))
         write_csv(out / f"sensitivity_{name}.csv", rows)
-        _plot_study(out / f"sensitivity_{name}.png", name, rows)
+        figures.study(out / f"sensitivity_{name}.png", name, rows, FOCAL)
         summary.setdefault("sensitivity", {})[name] = dict(
             max_residual=float(np.max(np.asarray(sol.residual)[: len(vals)])),
             all_converged=bool(np.all(np.asarray(sol.converged)[: len(vals)])),
@@ -296,26 +262,6 @@ def run_sensitivity(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: di
     if todo:
         summary["sensitivity_wall_seconds"] = time.perf_counter() - t_all
     _write_findings(cfg, out)
-
-
-def _plot_study(path: Path, name: str, rows: list[dict]) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for i in sorted({r["vsp"] for r in rows}):
-        sel = [r for r in rows if r["vsp"] == i]
-        xs = [r["value"] for r in sel]
-        axes[0].plot(xs, [r["u_plateau"] for r in sel], "o-", label=f"VSP {i}")
-        axes[1].plot(xs, [r["y_plateau"] for r in sel], "o-", label=f"VSP {i}")
-    for ax, lab in zip(axes, ("plateau u", "plateau y")):
-        ax.set_xlabel(name)
-        ax.set_ylabel(lab)
-        ax.grid(alpha=0.3)
-        if name in ("w3",):
-            ax.set_xscale("log")
-    axes[0].legend()
-    fig.suptitle(f"sensitivity to {name} (4 VSPs; focal VSP k = {FOCAL + 1})")
-    save_figure(fig, path)
 
 
 def _load_study(out: Path, name: str, column: str | None = None):
@@ -385,7 +331,7 @@ def _write_findings(cfg: SyncGameConfig, out: Path) -> None:
         write_csv(out / "findings.csv", rows)
 
 
-def run_compare(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: dict) -> None:
+def run_compare(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite: bool, progress: bool) -> None:
     """Discounted payoffs: simultaneous vs Stackelberg vs static Stackelberg."""
     csv, png = out / "compare.csv", out / "compare.png"
     if all_exist([csv, png]) and not overwrite:
@@ -408,55 +354,26 @@ def run_compare(cfg: SyncGameConfig, out: Path, overwrite: bool, summary: dict) 
                               stackelberg_converged=bool(st.converged), nash_converged=bool(nash.converged),
                               static_residual=float(static.residual), static_controls=np.asarray(static.controls).tolist(),
                               seconds=time.perf_counter() - t0)
-    cats = [f"VSP {i + 1}{' (L)' if i == cfg.leader else ''}" for i in range(m)]
-    groups = {s: ([r["payoff"] for r in rows if r["scheme"] == s], [0.0] * m)
-              for s in ("simultaneous", "stackelberg", "static_stackelberg")}
-    bar_plot(png, cats, groups, ylabel="discounted payoff", title=f"{m} VSPs, leader VSP {cfg.leader + 1}")
+    figures.compare(png, rows, m, cfg.leader)
 
 
-def run(config: SyncGameConfig, out_dir, *, command: str = "all", overwrite: bool = False,
-        progress: bool = True) -> dict:
-    """Run one experiment (or ``all``), writing results under ``out_dir``; returns the summary."""
-    if command not in COMMANDS:
-        raise ConfigError(f"command={command!r}: must be one of {COMMANDS}")
+# step name -> step(cfg, out, summary, *, overwrite, progress); `all` runs them in this order
+STEPS = {"trajectories": run_trajectories, "ess": run_ess, "sensitivity": run_sensitivity,
+         "compare": run_compare}
+COMMANDS = (*STEPS, "all")
+
+
+def run(config: SyncGameConfig, out_dir, *, overwrite: bool = False, progress: bool = True) -> dict:
+    """Run ``config.command`` (one step of :data:`STEPS`, or ``all``), writing results under
+    ``out_dir``; returns the summary (also in ``summary.json``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    write_json(out / "config.json", {"config": config, "command": command,
-                                     "extra_vsp_deltas": EXTRA_VSP_DELTAS, "focal_vsp": FOCAL + 1,
-                                     "studies": {n: _grid(config, n) for n in config.studies},
-                                     "environment": environment_info()})
-    steps = [c for c in COMMANDS[:-1] if command in (c, "all")]
-    for step in steps:
-        if step == "trajectories":
-            run_trajectories(config, out, overwrite, summary)
-        elif step == "ess":
-            run_ess(config, out, overwrite, summary)
-        elif step == "sensitivity":
-            run_sensitivity(config, out, overwrite, summary, progress)
-        else:
-            run_compare(config, out, overwrite, summary)
-        write_json(summary_path, summary)
+    record_config(out, config, extra_vsp_deltas=EXTRA_VSP_DELTAS, focal_vsp=FOCAL + 1,
+                  studies={n: _grid(config, n) for n in config.studies})
+    for name, step in STEPS.items():
+        if config.command in (name, "all"):
+            step(config, out, summary, overwrite=overwrite, progress=progress)
+            write_json(summary_path, summary)
     return summary
-
-
-def cli(argv: list[str], prog: str = "jaxtwin syncgame") -> int:
-    """``jaxtwin syncgame {trajectories,ess,sensitivity,compare,all} --out DIR [options]``."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=COMMANDS, help="which experiment to run")
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--config", default=None, help="TOML/JSON file of option values")
-    parser.add_argument("--overwrite", action="store_true", help="recompute finished pieces")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    add_dataclass_arguments(parser, SyncGameConfig)
-    ns = parser.parse_args(argv)
-    try:
-        sharding.prepare_devices(sharding.cli_devices(ns, ns.config))  # before any JAX work
-        cfg = config_from_args(SyncGameConfig, ns, config_file=ns.config)
-        summary = run(cfg, ns.out, command=ns.command, overwrite=ns.overwrite, progress=not ns.no_progress)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: v for k, v in summary.items()}, indent=1, default=str)[:4000])
-    return 0

@@ -1,4 +1,5 @@
-"""CIVIC experiments: tiny end-to-end CLI runs, resume, config errors, PPO beats baselines."""
+"""CIVIC experiments: tiny end-to-end CLI runs, train/resume/evaluate (evaluate only loads),
+config errors, PPO beats baselines."""
 import math
 
 import jax
@@ -9,7 +10,8 @@ from jaxtwin.cli import main
 from jaxtwin.core.artifacts import read_csv
 from jaxtwin.core.config import ConfigError
 from jaxtwin.civic.env import CivicEnv
-from jaxtwin.civic.experiments import AgentConfig, CivicConfig, drl_policy, train_agent
+from jaxtwin.civic.agents import AgentConfig, drl_policy, train_agent
+from jaxtwin.civic.experiments import CivicConfig
 from jaxtwin.civic.baselines import make_baseline, make_evaluator
 
 TINY_AGENT = ["--agent.total-timesteps", "512", "--agent.num-envs", "8", "--agent.num-steps", "32",
@@ -55,18 +57,61 @@ def test_other_experiments_tiny(tmp_path, which, extra):
     assert (out / ("adapt_curve.csv" if which == "adapt" else "results.csv")).exists()
 
 
-def test_train_resume_and_evaluate(tmp_path):
+def _interrupt_after_first_chunk(monkeypatch):
+    """Make every PPO training stop (KeyboardInterrupt) when its second chunk starts."""
+    import jaxtwin.civic.agents as agents
+
+    real = agents.ppo.make_train_chunks
+
+    def make(*args, **kwargs):
+        init, run_updates = real(*args, **kwargs)
+        calls = []
+
+        def first_only(runner, n):
+            if calls:
+                raise KeyboardInterrupt
+            calls.append(n)
+            return run_updates(runner, n)
+        return init, first_only
+
+    monkeypatch.setattr(agents.ppo, "make_train_chunks", make)
+
+
+def test_train_resume_and_evaluate_never_trains(tmp_path, monkeypatch, capsys):
+    """evaluate refuses without a finished training (one line saying to run train), resumes
+    nothing, rewrites no training output, and depends only on the trained network."""
     out = tmp_path / "agent"
     args = ["--out", str(out), "--n-msps", "2", "--horizon", "8", *TINY_AGENT]
-    assert main(["civic", "train", *args]) == 0
-    n_rows = len(read_csv(out / "train_metrics.csv"))
-    assert n_rows == 512 // (8 * 32)
-    ckpt = (out / "checkpoint.msgpack").read_bytes()
-    assert main(["civic", "evaluate", *args]) == 0       # resumes: nothing left to train
-    assert len(read_csv(out / "train_metrics.csv")) == n_rows
-    assert (out / "checkpoint.msgpack").read_bytes() == ckpt
+    assert main(["civic", "evaluate", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no trained agent in" in err and f"`jaxtwin civic train --out {out}`" in err
+
+    with monkeypatch.context() as m:
+        _interrupt_after_first_chunk(m)
+        with pytest.raises(KeyboardInterrupt):
+            main(["civic", "train", *args])
+    assert len(read_csv(out / "train_metrics.csv")) == 1 and (out / "checkpoint.msgpack").exists()
+    assert main(["civic", "evaluate", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "training in" in err and "is not finished (1 of 2 updates" in err
+    assert "jaxtwin civic train --out" in err and not (out / "evaluation.csv").exists()
+
+    assert main(["civic", "train", *args]) == 0          # resumes the second chunk
+    assert len(read_csv(out / "train_metrics.csv")) == 512 // (8 * 32)
+    training = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir() if p.is_file()}
+    assert {"checkpoint.msgpack", "train_metrics.csv", "config.json", "agent.json"} <= set(training)
+
+    assert main(["civic", "evaluate", *args]) == 0
+    first = (out / "evaluation.csv").read_bytes()
     policies = {r["policy"] for r in read_csv(out / "evaluation.csv")}
     assert "DRL-GCP" in policies and "Max-GCP" in policies
+    # another number of training environments: the same network, the same evaluation
+    assert main(["civic", "evaluate", *args, "--agent.num-envs", "16"]) == 0
+    assert (out / "evaluation.csv").read_bytes() == first
+    assert main(["civic", "evaluate", *args, "--n-msps", "3"]) == 2
+    assert "trained for another scenario: n_msps=2 there, 3 here" in capsys.readouterr().err
+    for name, (data, mtime) in training.items():
+        assert (out / name).read_bytes() == data and (out / name).stat().st_mtime_ns == mtime, name
 
 
 def test_bad_config_reports_field(tmp_path, capsys):

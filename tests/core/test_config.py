@@ -42,7 +42,7 @@ def _parse(argv):
 
 
 def test_flags_build_a_validated_config(tmp_path):
-    _, ns = _parse(["--runs", "5", "--mode", "b", "--flag", "true", "--weights", "3", "4",
+    _, ns = _parse(["--runs", "5", "--mode", "b", "--flag", "--weights", "3", "4",
                     "--limit", "2.5", "--inner.rate", "0.25"])
     cfg = config_from_args(Outer, ns, exclude=("config",))
     assert cfg == Outer(runs=5, mode="b", flag=True, weights=(3.0, 4.0), limit=2.5, inner=Inner(0.25))

@@ -26,7 +26,8 @@ def test_cli_sensitivity_and_resume(tmp_path):
     assert main(["syncgame", "sensitivity", "--out", str(out), "--studies", "r", *TINY]) == 0
     assert (out / "sensitivity_r.csv").stat().st_mtime_ns == mtime
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["config"]["n_grid"] == 21 and "environment" in cfg
+    assert cfg["config"]["n_grid"] == 21 and cfg["config"]["command"] == "sensitivity" and "environment" in cfg
+    assert cfg["studies"] == {"r": [0.01, 0.2]}  # the grid this run used, beside the config
 
 
 def test_cli_trajectories_and_ess(tmp_path):
