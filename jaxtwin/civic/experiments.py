@@ -5,7 +5,7 @@ Commands (``jaxtwin civic <command> --help``):
 * ``experiment noncoop|tolerance|coop|adapt|withdraw --out DIR`` — the spec's
   five experiments; each writes ``results.csv`` (tidy: one row per policy x
   scenario x seed with the metric columns of
-  :data:`jaxtwin.civic.baselines.METRIC_NAMES`), summary CSVs, PNG
+  :data:`jaxtwin.civic.evaluate.METRIC_NAMES`), summary CSVs, PNG
   figures and ``config.json``.
 * ``train --out DIR`` — PPO on one scenario, checkpointed after every chunk
   (rerun resumes), writes ``train_metrics.csv`` and ``checkpoint.msgpack``.
@@ -39,8 +39,8 @@ from jaxtwin.core.config import (ConfigError, add_dataclass_arguments, config_fr
                                  require_choice, require_int, require_positive, require_range)
 from jaxtwin.civic.env import CivicEnv, EnvParams
 from jaxtwin.learn import ppo
-from jaxtwin.civic.baselines import (METRIC_NAMES, episode_metrics, from_actor,
-                                           make_baseline, make_evaluator, run_episode)
+from jaxtwin.civic.baselines import from_actor, make_baseline
+from jaxtwin.civic.evaluate import METRIC_NAMES, episode_metrics, make_evaluator, run_episode
 
 EXPERIMENTS = ("noncoop", "tolerance", "coop", "adapt", "withdraw")
 COOP_POLICIES = ("Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP", "Random-GCP", "DRL-GCP")
