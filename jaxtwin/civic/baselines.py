@@ -7,7 +7,7 @@ evaluation engine that runs them is :mod:`jaxtwin.civic.evaluate`.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp

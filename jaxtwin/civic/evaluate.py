@@ -91,7 +91,9 @@ def make_evaluator(env: CivicEnv, policies: Sequence[Policy]):
     ``evaluate`` hands the (concrete) ``params`` to each policy's ``validate``
     where it has one, so a policy that cannot act under them (Myopic-Optimal
     built for a narrower room table) fails with a ``ConfigError`` instead of
-    computing a wrong answer inside the compiled program.
+    computing a wrong answer inside the compiled program. Under an outer
+    ``jit`` (e.g. :func:`jaxtwin.core.sharding.sharded_call` over several
+    devices) the params are traced and cannot be checked: validate first.
     """
     policies = tuple(policies)
 
