@@ -6,9 +6,9 @@ compile time separately. Implementations are checked to agree first.
 
 jaxtwin rows (same model functions, ``coevo.step_with_noise``):
 
-* ``ctr`` (headline): ``core.rollout.batch_major_rollout`` with
+* ``ctr`` (headline): ``benchmarks.batch_major.batch_major_rollout`` with
   ``discrete_normal_sampler`` — one fused counter-mode Threefry-2x32-20 kernel
-  per step for all episodes (``core.prng``), Box–Muller normals;
+  per step for all episodes (``benchmarks.prng``), Box–Muller normals;
 * ``ctr-erfinv``: the same with ``jax.random.normal``'s erf-inverse transform;
 * ``bm`` (batch-major jax.random): one ``jax.random.normal`` + ``randint`` call of
   shape ``[4|3, n]`` per step (default threefry2x32 key);
@@ -27,16 +27,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.batch_major import batch_major_rollout, discrete_normal_sampler
 from benchmarks.common import print_result, print_table, time_call
 from benchmarks.reference.coevo_numpy import run_per_step, run_vectorised, step_numpy
-from jaxtwin.core.rollout import batch_major_rollout, discrete_normal_sampler
 from jaxtwin.coevodt.env import (N_ACTIONS, N_AGENTS, NOISE_NAMES, CoEvoEnv, EnvState,
                                 initial_state, step_with_noise)
 
 HORIZON = 50
 PRNG = {
-    "ctr": "jaxtwin core.prng counter-mode Threefry-2x32-20 (batch-major), Box-Muller normals",
-    "ctr-erfinv": "jaxtwin core.prng counter-mode Threefry-2x32-20 (batch-major), erfinv normals",
+    "ctr": "benchmarks.prng counter-mode Threefry-2x32-20 (batch-major), Box-Muller normals",
+    "ctr-erfinv": "benchmarks.prng counter-mode Threefry-2x32-20 (batch-major), erfinv normals",
     "bm": "jax.random threefry2x32 key, one normal/randint call per step",
     "ep": "jax.random threefry2x32 key per episode (split per step)",
     "numpy": "NumPy PCG64, ziggurat normals",
@@ -85,7 +85,7 @@ def _initial_states(key, n, params):
 
 def make_fast_rollout_sums(n_episodes: int, horizon: int = HORIZON, per_episode: bool = False,
                            normal_method: str = "box_muller"):
-    """Batch-major path (``core.rollout.batch_major_rollout`` + ``discrete_normal_sampler``):
+    """Batch-major path (``benchmarks.batch_major.batch_major_rollout`` + ``discrete_normal_sampler``):
     jitted ``key -> f32[3]`` sums (``f32[n_episodes, 3]`` with ``per_episode``)."""
     params = CoEvoEnv(horizon).default_params
 

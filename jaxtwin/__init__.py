@@ -19,7 +19,7 @@ _all, __getattr__, __dir__ = lazy_exports(__name__, {
     # environment contract and rollouts
     "Environment": "jaxtwin.core.env", "Discrete": "jaxtwin.core.spaces", "Box": "jaxtwin.core.spaces",
     "rollout": "jaxtwin.core.rollout", "batch_rollout": "jaxtwin.core.rollout",
-    "batch_major_rollout": "jaxtwin.core.rollout", "PointEnv": "jaxtwin.core.toy_env",
+    "PointEnv": "jaxtwin.core.toy_env",
     # devices
     "sharded_vmap": "jaxtwin.core.sharding", "sharded_call": "jaxtwin.core.sharding",
     "prepare_devices": "jaxtwin.core.sharding", "enable_compilation_cache": "jaxtwin.core.compile_cache",

@@ -14,7 +14,8 @@ CELLS = [
         "import matplotlib.pyplot as plt\n"
         "from jaxtwin.civic import model as cm\n"
         "from jaxtwin.civic.env import CivicEnv, credit_total\n"
-        "from jaxtwin.civic.baselines import make_baseline, make_evaluator\n"
+        "from jaxtwin.civic.baselines import make_baseline\n"
+        "from jaxtwin.civic.evaluate import make_evaluator\n"
         "from jaxtwin.civic.experiments import AgentConfig, train_agent, drl_policy"),
     new_markdown_cell("## Immersion and cost of one Library Head as bitrate and frame rate vary"),
     new_code_cell(

@@ -16,9 +16,9 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "CivicEnv": ".env", "EnvParams": ".env", "CivicState": ".env", "default_params": ".env",
     "credit_total": ".env", "validate_params": ".env",
     # baselines and evaluation
-    "BASELINE_NAMES": ".baselines", "METRIC_NAMES": ".baselines", "make_baseline": ".baselines",
-    "from_actor": ".baselines", "episode_metrics": ".baselines", "run_episode": ".baselines",
-    "make_evaluator": ".baselines",
+    "BASELINE_NAMES": ".baselines", "make_baseline": ".baselines", "from_actor": ".baselines",
+    "METRIC_NAMES": ".evaluate", "episode_metrics": ".evaluate", "run_episode": ".evaluate",
+    "make_evaluator": ".evaluate",
     # agents
     "AgentConfig": ".agents", "train_agent": ".agents", "load_agent": ".agents", "drl_policy": ".agents",
     "train_through_phases": ".agents",

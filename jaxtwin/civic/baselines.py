@@ -1,27 +1,26 @@
-"""CIVIC baseline policies (spec §6) and the vectorised evaluation engine (§7).
+"""CIVIC baseline policies (spec §6).
 
 A policy is ``policy(key, obs, state, params) -> action`` with the action a flat
 vector in ``[-1, 1]`` as :class:`~jaxtwin.civic.env.CivicEnv` expects; baselines
-may read the environment state (clients, SLA accuracy). All are jittable.
-
-Evaluation: :func:`make_evaluator` runs every policy x seed of one scenario as a
-single jitted program (``lax.map`` over the policy index, ``vmap`` over seeds,
-the policy picked by ``lax.switch``, one episode a ``lax.scan``) and returns per-episode metrics.
-Every policy sees the same keys, hence the same clients and requests (common
-random numbers).
+may read the environment state (clients, SLA accuracy). All are jittable. The
+evaluation engine that runs them is :mod:`jaxtwin.civic.evaluate`.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 
-from jaxtwin.core.stats import gini, value_range
+from jaxtwin.core.config import ConfigError
 from jaxtwin.civic import model as cm
 from jaxtwin.civic.env import CivicEnv, CivicState, EnvParams
 
 Policy = Callable[[jax.Array, jax.Array, CivicState, EnvParams], jax.Array]
+"""``policy(key, obs, state, params) -> action``. A policy may also carry
+``validate(params)``, which :func:`jaxtwin.civic.evaluate.make_evaluator` calls
+on the concrete params before compiling (raising ``ConfigError`` if the policy
+cannot act under them)."""
 
 BASELINE_NAMES = ("Random", "Saving", "Average", "Max", "Myopic-Optimal",
                   "Avg-GCP", "Max-GCP", "Random-GCP")
@@ -55,40 +54,56 @@ def _random(env: CivicEnv, donate: bool) -> Policy:
     return policy
 
 
-def _myopic(env: CivicEnv) -> Policy:
-    """Per step and Head the cheapest grid point meeting the threshold (else the best ``I``)."""
+class _Myopic:
+    """Per step and Head the cheapest grid point meeting the threshold (else the best ``I``).
 
-    def policy(key, obs, state, params):
-        r = env.rooms(params)
+    The grid's (static) size comes from the room table of the params the policy
+    is built for; acting under a table with wider ranges would silently skip
+    grid points, so :meth:`validate` refuses it (also on every call with
+    concrete params; under ``jit`` the table is traced and the evaluator checks).
+    """
+
+    def __init__(self, env: CivicEnv, params: EnvParams):
+        self.env = env
+        self.sizes = cm.grid_sizes(params.room_table)
+
+    def validate(self, params: EnvParams) -> None:
+        """``ConfigError`` if ``params.room_table`` needs a larger grid than the policy's."""
+        if not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(params.room_table)):
+            cm.require_grid_covers(params.room_table, self.sizes)
+
+    def __call__(self, key, obs, state, params):
+        self.validate(params)
+        r = self.env.rooms(params)
         B, f, k, *_ = cm.myopic_optimal(r, state.eps, state.clients, params.threshold,
-                                        params.constants, env.grid_sizes)
-        return env.encode_allocation(B, f, k, 0.0, params)
-
-    return policy
+                                        params.constants, self.sizes)
+        return self.env.encode_allocation(B, f, k, 0.0, params)
 
 
-def make_baseline(name: str, env: CivicEnv) -> Policy:
+def make_baseline(name: str, env: CivicEnv, params: EnvParams | None = None) -> Policy:
     """The baseline ``name`` (one of :data:`BASELINE_NAMES`) for ``env``.
 
     ``Saving``/``Average``/``Max`` put every Head at the minimum / mid-range /
     maximum of each range (``Average`` is the projected mid-point). Non-GCP
     policies donate nothing (``delta = 0``); ``*-GCP`` donate all surplus
     (``delta = 1``); withdrawals are automatic in the cooperative env.
+    ``params`` (default ``env.default_params``) sizes Myopic-Optimal's search
+    grid from its room table; the other baselines read the params they act under.
     """
     table = {
         "Random": lambda: _random(env, False),
         "Saving": lambda: _constant(env, -1.0, False),
         "Average": lambda: _constant(env, 0.0, False),
         "Max": lambda: _constant(env, 1.0, False),
-        "Myopic-Optimal": lambda: _myopic(env),
+        "Myopic-Optimal": lambda: _Myopic(env, env.default_params if params is None else params),
         "Avg-GCP": lambda: _constant(env, 0.0, True),
         "Max-GCP": lambda: _constant(env, 1.0, True),
         "Random-GCP": lambda: _random(env, True),
     }
     if name not in table:
-        raise ValueError(f"make_baseline: unknown policy {name!r}; choose from {BASELINE_NAMES}")
+        raise ConfigError(f"make_baseline: unknown policy {name!r}; choose from {BASELINE_NAMES}")
     if name.endswith("-GCP") and not env.cooperative:
-        raise ValueError(f"make_baseline: {name!r} needs a cooperative CivicEnv")
+        raise ConfigError(f"make_baseline: {name!r} needs a cooperative CivicEnv")
     return table[name]()
 
 
@@ -107,96 +122,3 @@ def from_actor(act: Callable[[Any, jax.Array, jax.Array], jax.Array], net_params
         return action
 
     return policy
-
-
-# ------------------------------------------------------------- evaluation
-METRIC_NAMES = ("completion_pct", "fulfillment_served_pct", "fulfillment_requests_pct",
-                "requests", "served", "fulfilled", "served_clients", "requested_clients",
-                "failed_clients", "total_cost", "mean_immersion", "range", "gini",
-                "episode_return", "gcp_final", "credit_error")
-"""Per-episode metrics returned by :func:`episode_metrics` / :func:`make_evaluator`."""
-
-
-def episode_metrics(state: CivicState, episode_return) -> dict[str, jax.Array]:
-    """Per-episode metrics from a final (not auto-reset) state.
-
-    Completion = served / requests, fulfillment = fulfilled / served and
-    fulfilled / requests (percent; 0 when the denominator is 0); fairness
-    (range, Gini) over completed requests per MSP.
-    """
-    req = jnp.sum(state.n_requests)
-    served = jnp.sum(state.n_served)
-    fulfilled = jnp.sum(state.n_fulfilled)
-    pct = lambda a, b: jnp.where(b > 0, 100.0 * a / jnp.maximum(b, 1), 0.0)  # noqa: E731
-    per_msp = state.n_served.astype(jnp.float32)
-    return {
-        "completion_pct": pct(served, req),
-        "fulfillment_served_pct": pct(fulfilled, served),
-        "fulfillment_requests_pct": pct(fulfilled, req),
-        "requests": req,
-        "served": served,
-        "fulfilled": fulfilled,
-        "served_clients": state.served_clients,
-        "requested_clients": state.requested_clients,
-        "failed_clients": state.requested_clients - state.served_clients,
-        "total_cost": state.cost_sum,
-        "mean_immersion": jnp.where(served > 0, state.immersion_sum / jnp.maximum(served, 1), 0.0),
-        "range": value_range(per_msp),
-        "gini": gini(per_msp),
-        "episode_return": episode_return,
-        "gcp_final": state.gcp,
-        "credit_error": jnp.sum(state.budget) + state.gcp + state.spent - jnp.sum(state.initial_budget),
-    }
-
-
-def run_episode(env: CivicEnv, policy: Policy, key: jax.Array, params: EnvParams):
-    """One full-horizon episode (``T`` raw steps, no auto-reset); returns
-    ``(final_state, episode_return, per_step_info)``.
-
-    Scores every step of the horizon: the early end (``stuck_limit``) is a
-    training device, so evaluation keeps stepping (a stuck system keeps
-    dropping requests) and policies are compared on the same requests.
-    """
-    params = params.replace(stuck_limit=0)
-    key_reset, key_steps = jax.random.split(key)
-    obs, state = env.reset_env(key_reset, params)
-
-    def one_step(carry, step_key):
-        obs, state, ret = carry
-        key_act, key_env = jax.random.split(step_key)
-        action = policy(key_act, obs, state, params)
-        obs, state, reward, _, _, info = env.step_env(key_env, state, action, params)
-        return (obs, state, ret + reward), info
-
-    (_, state, ret), infos = jax.lax.scan(
-        one_step, (obs, state, jnp.asarray(0.0, jnp.float32)),
-        jax.random.split(key_steps, env.horizon))
-    return state, ret, infos
-
-
-def make_evaluator(env: CivicEnv, policies: Sequence[Policy]):
-    """``evaluate(keys, params) -> metrics`` with arrays of shape ``(n_policies, n_seeds)``.
-
-    One jitted program: ``lax.map`` over policies (``lax.switch`` on the index),
-    ``vmap`` over seeds (``keys``, shared by all policies).
-    """
-    policies = tuple(policies)
-
-    def switched(key, obs, state, params, index):
-        return jax.lax.switch(index, [lambda k, o, s, p, pol=pol: pol(k, o, s, p) for pol in policies],
-                              key, obs, state, params)
-
-    def one(index, key, params):
-        pol = lambda k, o, s, p: switched(k, o, s, p, index)  # noqa: E731
-        state, ret, _ = run_episode(env, pol, key, params)
-        return episode_metrics(state, ret)
-
-    per_seed = jax.vmap(one, in_axes=(None, 0, None))
-
-    @jax.jit
-    def evaluate(keys, params):
-        # lax.map (not vmap) over policies keeps the switch index unbatched, so each
-        # policy computes only its own branch (Myopic-Optimal is costly).
-        return jax.lax.map(lambda i: per_seed(i, keys, params), jnp.arange(len(policies)))
-
-    return evaluate

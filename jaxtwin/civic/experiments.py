@@ -5,7 +5,7 @@
 * :func:`run` (``jaxtwin civic experiment noncoop|tolerance|coop|adapt|withdraw``)
   — ``config.experiment`` into ``out_dir``: ``results.csv`` (tidy: one row per
   policy x scenario x seed with the metric columns of
-  :data:`jaxtwin.civic.baselines.METRIC_NAMES`), summary CSVs, PNG figures and
+  :data:`jaxtwin.civic.evaluate.METRIC_NAMES`), summary CSVs, PNG figures and
   ``config.json``.
 * :func:`run_train` (``jaxtwin civic train``) — PPO on one scenario,
   checkpointed after every chunk (rerun resumes; :func:`jaxtwin.civic.agents.train_agent`).
@@ -39,8 +39,8 @@ from jaxtwin.civic import figures
 from jaxtwin.civic.agents import AgentConfig, drl_policy, load_agent, train_agent, train_through_phases
 from jaxtwin.civic.env import CivicEnv, EnvParams, validate_params
 from jaxtwin.learn import ppo
-from jaxtwin.civic.baselines import (METRIC_NAMES, episode_metrics, from_actor,
-                                     make_baseline, make_evaluator, run_episode)
+from jaxtwin.civic.baselines import from_actor, make_baseline
+from jaxtwin.civic.evaluate import METRIC_NAMES, episode_metrics, make_evaluator, run_episode
 
 COOP_POLICIES = ("Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP", "Random-GCP", "DRL-GCP")
 NONCOOP_POLICIES = ("Saving", "Average", "Max", "Myopic-Optimal", "DRL")

@@ -9,7 +9,10 @@ jittable.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
+
+from jaxtwin.core.config import ConfigError
 
 ROOM_NAMES = ("Library", "Arena", "Gallery")
 """Row order of the default :class:`RoomTable`."""
@@ -238,14 +241,26 @@ def _expand(room: RoomTable, n: int) -> RoomTable:
     return RoomTable(**{k: getattr(room, k)[(...,) + (None,) * n] for k in _TABLE_ROWS})
 
 
-def grid_sizes(table: RoomTable) -> tuple[int, int, int]:
-    """Static padded grid sizes ``(n_B, n_f, n_beta)``: the largest over the table's types."""
-    import numpy as np
+_GRID_AXES = (("B", 1.0), ("f", 1.0), ("beta", BETA_STEP))
 
-    n_b = int(np.max(np.round(np.asarray(table.B_max) - np.asarray(table.B_min)))) + 1
-    n_f = int(np.max(np.round(np.asarray(table.f_max) - np.asarray(table.f_min)))) + 1
-    n_beta = int(np.max(np.round((np.asarray(table.beta_max) - np.asarray(table.beta_min)) / BETA_STEP))) + 1
-    return n_b, n_f, n_beta
+
+def grid_sizes(table: RoomTable) -> tuple[int, int, int]:
+    """Static padded grid sizes ``(n_B, n_f, n_beta)``: the largest over the table's types
+    (host side: the table must be concrete)."""
+    return tuple(int(np.max(np.round((np.asarray(getattr(table, f"{ax}_max"))
+                                      - np.asarray(getattr(table, f"{ax}_min"))) / step))) + 1
+                 for ax, step in _GRID_AXES)
+
+
+def require_grid_covers(table: RoomTable, sizes: tuple[int, int, int]) -> None:
+    """``ConfigError`` naming the field when ``table`` needs more grid points than ``sizes``
+    (a :func:`myopic_optimal` grid of that size would skip admissible allocations)."""
+    for (ax, _), need, have in zip(_GRID_AXES, grid_sizes(table), sizes):
+        if need > have:
+            raise ConfigError(
+                f"RoomTable.{ax}_max={np.asarray(getattr(table, f'{ax}_max')).tolist()}: the "
+                f"{ax} range needs {need} grid points but the grid was sized for {have}; size it "
+                f"from this table (e.g. make_baseline(name, env, params))")
 
 
 def myopic_optimal(room: RoomTable, eps, C, threshold, c: ModelConstants,

@@ -65,7 +65,7 @@ def make_windows(loads: jax.Array, window: int) -> tuple[jax.Array, jax.Array]:
     """
     n_ep, horizon = loads.shape
     if horizon <= window:
-        raise ValueError(f"make_windows: episode length {horizon} must exceed window {window}")
+        raise ConfigError(f"make_windows: episode length {horizon} must exceed window {window}")
     starts = jnp.arange(horizon - window)
     idx = starts[:, None] + jnp.arange(window + 1)[None, :]
     seqs = loads[:, idx].reshape(-1, window + 1)
@@ -78,7 +78,7 @@ def split_sizes(n: int, cfg: ForecastConfig) -> tuple[int, int, int]:
     n_val = int(cfg.val_frac * n)
     n_test = n - n_train - n_val
     if min(n_train, n_val, n_test) < 1:
-        raise ValueError(f"too few sequences ({n}) for a train/val/test split")
+        raise ConfigError(f"too few sequences ({n}) for a train/val/test split")
     return n_train, n_val, n_test
 
 

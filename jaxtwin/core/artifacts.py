@@ -112,7 +112,7 @@ def environment_info() -> dict[str, Any]:
     import jax
 
     versions = {}
-    for name in ("jax", "jaxlib", "flax", "optax", "chex", "diffrax", "optimistix", "numpy", "scipy"):
+    for name in ("jax", "jaxlib", "flax", "optax", "diffrax", "optimistix", "lineax", "numpy", "scipy"):
         try:
             mod = __import__(name)
             versions[name] = getattr(mod, "__version__", "?")

@@ -145,7 +145,7 @@ def select_devices(count: int) -> list[jax.Device]:
         return list(jax.devices())
     local = jax.local_devices()
     if count < 0 or count > len(local):
-        raise ValueError(f"devices={count}: need 0 (all) or 1..{len(local)} local devices")
+        raise ConfigError(f"devices={count}: need 0 (all) or 1..{len(local)} local devices")
     return list(local[:count])
 
 

@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxtwin.core.config import ConfigError
+
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
 """Hidden-layer activations by name (the names configs may use)."""
 
@@ -94,8 +96,8 @@ class ActorCritic(nn.Module):
 
     def setup(self):
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"ActorCritic.activation={self.activation!r}: "
-                             f"must be one of {tuple(ACTIVATIONS)}")
+            raise ConfigError(f"ActorCritic.activation={self.activation!r}: "
+                              f"must be one of {tuple(ACTIVATIONS)}")
         self.actor = GaussianActor(self.action_dim, self.hidden, self.activation,
                                    self.init_log_std)
         self.critic = Critic(self.hidden, self.activation)

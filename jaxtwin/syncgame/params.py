@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jaxtwin.core.config import ConfigError
+
 # Decay rates of the two VSPs the 4-VSP case adds (spec §1 asks for one faster-
 # and one slower-decaying VSP than the defaults 0.1 and 0.3). 0.05 halves the
 # slowest default; 0.5 is well above the fastest one while its steady sync
@@ -103,12 +105,12 @@ def default_params(n_vsp: int = 2, **overrides) -> SyncParams:
     elif n_vsp == 4:
         delta = (0.1, 0.3, *EXTRA_VSP_DELTAS)
     else:
-        raise ValueError(f"default_params: n_vsp={n_vsp!r} must be 2, 3 or 4; use make_params for others")
+        raise ConfigError(f"default_params: n_vsp={n_vsp!r} must be 2, 3 or 4; use make_params for others")
     return make_params(overrides.pop("delta", delta), **overrides)
 
 
 def validate_params(params: SyncParams) -> None:
-    """Raise ``ValueError`` naming the field when a concrete value is out of range.
+    """Raise ``ConfigError`` (a ``ValueError``) naming the field when a concrete value is out of range.
 
     Checks shapes (per-VSP fields share length ``M >= 2``, ``w`` has 4 entries),
     finiteness, positivity (``delta, D, N, d, s, sigma, T, u_max, w4 > 0``;
@@ -118,26 +120,26 @@ def validate_params(params: SyncParams) -> None:
     vals = {k: np.asarray(getattr(params, k), dtype=np.float64) for k in PER_VSP + SCALARS + ("w",)}
     m = vals["delta"].shape[-1] if vals["delta"].ndim else 0
     if m < 2:
-        raise ValueError(f"SyncParams.delta: need at least 2 VSPs, got shape {vals['delta'].shape}")
+        raise ConfigError(f"SyncParams.delta: need at least 2 VSPs, got shape {vals['delta'].shape}")
     for k in PER_VSP:
         if vals[k].shape[-1:] != (m,):
-            raise ValueError(f"SyncParams.{k}: shape {vals[k].shape} does not end in M={m}")
+            raise ConfigError(f"SyncParams.{k}: shape {vals[k].shape} does not end in M={m}")
     if vals["w"].shape[-1:] != (4,):
-        raise ValueError(f"SyncParams.w: need 4 weights (w1..w4), got shape {vals['w'].shape}")
+        raise ConfigError(f"SyncParams.w: need 4 weights (w1..w4), got shape {vals['w'].shape}")
     for k, v in vals.items():
         if not np.all(np.isfinite(v)):
-            raise ValueError(f"SyncParams.{k}={v}: must be finite")
+            raise ConfigError(f"SyncParams.{k}={v}: must be finite")
     for k in ("delta", "D", "N", "d", "s", "sigma", "T", "u_max"):
         if np.any(vals[k] <= 0):
-            raise ValueError(f"SyncParams.{k}={vals[k]}: must be > 0")
+            raise ConfigError(f"SyncParams.{k}={vals[k]}: must be > 0")
     for k in ("c", "p", "rho", "xbar", "x0", "w", "a", "b", "r"):
         if np.any(vals[k] < 0):
-            raise ValueError(f"SyncParams.{k}={vals[k]}: must be >= 0")
+            raise ConfigError(f"SyncParams.{k}={vals[k]}: must be >= 0")
     if np.any(vals["w"][..., 3] <= 0):
-        raise ValueError(f"SyncParams.w={vals['w']}: w4 must be > 0 (it makes H strictly concave in u)")
+        raise ConfigError(f"SyncParams.w={vals['w']}: w4 must be > 0 (it makes H strictly concave in u)")
     y0 = vals["y0"]
     if np.any(y0 <= 0) or np.any(np.abs(y0.sum(-1) - 1.0) > 1e-6):
-        raise ValueError(f"SyncParams.y0={y0}: must lie in the interior of the simplex (positive, sum 1)")
+        raise ConfigError(f"SyncParams.y0={y0}: must lie in the interior of the simplex (positive, sum 1)")
 
 
 def stack_params(params_list: Sequence[SyncParams]) -> SyncParams:

@@ -1,4 +1,5 @@
-"""CIVIC baselines: Myopic-Optimal vs brute force, policy outputs, evaluation engine."""
+"""CIVIC baselines: Myopic-Optimal vs brute force (also on a non-default room table), policy outputs."""
+import functools
 import itertools
 
 import jax
@@ -6,16 +7,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxtwin.core.stats import gini, value_range
+from jaxtwin.core.config import ConfigError
 from jaxtwin.civic import model as cm
 from jaxtwin.civic.env import CivicEnv
-from jaxtwin.civic.baselines import (BASELINE_NAMES, make_baseline, make_evaluator)
+from jaxtwin.civic.baselines import BASELINE_NAMES, make_baseline
+from jaxtwin.civic.evaluate import make_evaluator
 
 
 def _np_immersion_cost(B, f, beta, eps, Cl, r):
+    """Immersion and cost by the spec's formulas (NumPy; scalars or broadcasting arrays)."""
     def q(b):
-        s = max(0.65, 1 - (0.368 + 1.23e-3 * r["omega"]) * b ** (-(0.85 + 1.23e-3 * r["omega"])))
-        v = min(100.0, 36.13 - 1.66e-2 * r["omega"] + 11.62 * b - 6.07e-3 * r["omega"] * b)
+        s = np.maximum(0.65, 1 - (0.368 + 1.23e-3 * r["omega"]) * b ** (-(0.85 + 1.23e-3 * r["omega"])))
+        v = np.minimum(100.0, 36.13 - 1.66e-2 * r["omega"] + 11.62 * b - 6.07e-3 * r["omega"] * b)
         return r["w_sigma"] * s + r["w_eta"] * v / 100
     acc = lambda e, b: 3 / (1 / e + 1 / b + 1)  # noqa: E731
     qn = (q(B) - q(r["B_min"])) / (q(r["B_max"]) - q(r["B_min"]))
@@ -67,16 +70,6 @@ def test_myopic_optimal_is_cheapest_feasible_by_brute_force(threshold):
     assert not feasible.all() if threshold == 0.99 else feasible.all()
 
 
-def test_gini_and_range_hand_values():
-    x = jnp.asarray([1.0, 2.0, 3.0, 6.0])
-    # sum |xi - xj| over ordered pairs = 2*(1+2+5+1+4+3) = 32; 2 n^2 mean = 2*16*3 = 96
-    np.testing.assert_allclose(gini(x), 32 / 96, rtol=1e-6)
-    assert float(value_range(x)) == 5.0
-    assert float(gini(jnp.asarray([4.0, 4.0, 4.0]))) == 0.0
-    assert float(gini(jnp.zeros(3))) == 0.0
-    np.testing.assert_allclose(gini(jnp.asarray([0.0, 0.0, 9.0])), 2 / 3, rtol=1e-6)
-
-
 ENV = CivicEnv(n_msps=2, heads_per_msp=2, horizon=8, cooperative=True)
 PARAMS = ENV.default_params
 
@@ -95,23 +88,58 @@ def test_baselines_emit_admissible_actions():
         if name in ("Max", "Max-GCP"):
             assert al.B.tolist() == r.B_max.tolist() and al.f.tolist() == r.f_max.tolist()
         np.testing.assert_allclose(al.delta, 1.0 if name.endswith("GCP") else 0.0)
-    with pytest.raises(ValueError, match="unknown policy"):
+    with pytest.raises(ConfigError, match="unknown policy"):
         make_baseline("Greedy", ENV)
-    with pytest.raises(ValueError, match="cooperative"):
+    with pytest.raises(ConfigError, match="cooperative"):
         make_baseline("Max-GCP", CivicEnv(2, 1, 5, cooperative=False))
 
 
-def test_evaluator_metrics_are_consistent():
-    names = ("Saving", "Max", "Myopic-Optimal", "Max-GCP")
-    ev = make_evaluator(ENV, [make_baseline(n, ENV) for n in names])
-    m = jax.tree.map(np.asarray, ev(jax.random.split(jax.random.PRNGKey(0), 4), PARAMS))
-    assert m["completion_pct"].shape == (4, 4)
-    # common random numbers: every policy faces the same requests
-    assert (m["requests"] == m["requests"][0]).all()
-    assert (m["credit_error"] == 0).all()
-    assert (m["fulfillment_served_pct"][0] == 0).all()          # minima never reach 0.85
-    np.testing.assert_allclose(m["completion_pct"], 100 * m["served"] / np.maximum(m["requests"], 1), rtol=1e-5)
-    assert (m["served_clients"] <= m["requested_clients"]).all()
-    assert (m["gini"] >= 0).all() and (m["gini"] <= 1).all()
-    # Myopic meets the threshold whenever Max does, and never pays more per served request
-    assert (m["mean_immersion"][2] <= m["mean_immersion"][1] + 1e-6).all()
+# Arena (type 1) with far wider B and f ranges than the default table (B 30..50, f 60..120):
+# its grid needs 51 x 91 points where the default table's needs 21 x 61.
+WIDE_ROWS = {**cm.room_table_rows(), "B_max": (25.0, 80.0, 35.0), "f_max": (60.0, 150.0, 60.0)}
+WIDE = cm.RoomTable(**{k: jnp.asarray(v, jnp.float32) for k, v in WIDE_ROWS.items()})
+WIDE_ENV = CivicEnv(n_msps=3, heads_per_msp=1, horizon=4, cooperative=False)   # Heads: Lib, Arena, Gal
+WIDE_PARAMS = WIDE_ENV.default_params.replace(room_table=WIDE, threshold=0.8)
+
+
+@functools.lru_cache(maxsize=None)
+def _wide_reset():
+    return jax.jit(WIDE_ENV.reset_env)(jax.random.PRNGKey(2), WIDE_PARAMS)
+
+
+def _brute_force(r, eps, clients, threshold):
+    """Cheapest (B, f, beta) with I >= threshold over the whole admissible grid, else the best I."""
+    B, f, k = np.meshgrid(np.arange(r["B_min"], r["B_max"] + 1), np.arange(r["f_min"], r["f_max"] + 1),
+                          np.arange(int(round((r["beta_max"] - r["beta_min"]) / 0.05)) + 1), indexing="ij")
+    I, cost = _np_immersion_cost(B, f, r["beta_min"] + 0.05 * k, eps, clients, r)
+    ok = I >= threshold
+    i = np.argmin(np.where(ok, cost, np.inf)) if ok.any() else np.argmax(I)
+    return B.flat[i], f.flat[i], k.flat[i], cost.flat[i]
+
+
+def test_myopic_grid_is_sized_from_the_params_room_table():
+    env, params = WIDE_ENV, WIDE_PARAMS
+    assert cm.grid_sizes(WIDE) == (51, 91, 15) != cm.grid_sizes(cm.default_room_table())
+    obs, state = _wide_reset()
+    action = jax.jit(make_baseline("Myopic-Optimal", env, params))(jax.random.PRNGKey(0), obs, state, params)
+    al = env.decode_action(action, params)
+    for h, t in enumerate(np.asarray(env.types)):
+        r = {name: v[t] for name, v in WIDE_ROWS.items()}
+        B, f, k, cost = _brute_force(r, float(state.eps[h]), float(state.clients[h]), 0.8)
+        assert (float(al.B[h]), float(al.f[h]), int(al.beta_index[h])) == (B, f, k), h
+        if t == 1:
+            # the Arena optimum lies beyond what a grid sized for the default table reaches
+            assert B > r["B_min"] + 20 or f > r["f_min"] + 60
+
+
+def test_myopic_refuses_a_wider_table_than_it_was_sized_for():
+    env, params = WIDE_ENV, WIDE_PARAMS
+    narrow = make_baseline("Myopic-Optimal", env)                 # sized for the default table
+    obs, state = _wide_reset()
+    with pytest.raises(ConfigError, match=r"RoomTable\.B_max=.*51 grid points.*sized for 21"):
+        narrow(jax.random.PRNGKey(0), obs, state, params)
+    with pytest.raises(ConfigError, match=r"RoomTable\.B_max"):
+        make_evaluator(env, [make_baseline("Saving", env), narrow])(jax.random.split(jax.random.PRNGKey(0), 2), params)
+    # a narrower table than the grid is fine (the extra points are masked)
+    wide_policy = make_baseline("Myopic-Optimal", env, params)
+    wide_policy.validate(env.default_params)

@@ -12,7 +12,8 @@ from jaxtwin.core.config import ConfigError
 from jaxtwin.civic.env import CivicEnv
 from jaxtwin.civic.agents import AgentConfig, drl_policy, train_agent
 from jaxtwin.civic.experiments import CivicConfig
-from jaxtwin.civic.baselines import make_baseline, make_evaluator
+from jaxtwin.civic.baselines import make_baseline
+from jaxtwin.civic.evaluate import make_evaluator
 
 TINY_AGENT = ["--agent.total-timesteps", "512", "--agent.num-envs", "8", "--agent.num-steps", "32",
               "--agent.chunks", "2", "--eval-episodes", "2", "--no-progress"]

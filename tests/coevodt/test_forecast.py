@@ -18,6 +18,10 @@ def test_make_windows_matches_hand_slices():
     x, y = make_windows(loads, 4)
     np.testing.assert_array_equal(x, [[0, 1, 2, 3], [1, 2, 3, 4], [6, 7, 8, 9], [7, 8, 9, 10]])
     np.testing.assert_array_equal(y, [4, 5, 10, 11])
+    with pytest.raises(ConfigError, match="episode length 6 must exceed window 6"):
+        make_windows(loads, 6)
+    with pytest.raises(ConfigError, match="too few sequences"):
+        split_sizes(3, SMALL)
 
 
 def test_spec_sizes_give_6720_sequences_and_70_15_15_split():

@@ -7,6 +7,7 @@ import textwrap
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxtwin.core.sharding import sharded_vmap
 
@@ -160,3 +161,12 @@ def test_cli_devices_reads_the_flag_then_the_config_file(tmp_path):
     assert cli_devices(argparse.Namespace(devices=2), str(cfg)) == 2
     assert cli_devices(argparse.Namespace(), str(cfg)) == 3
     assert cli_devices(argparse.Namespace(), None) == 1
+
+
+def test_select_devices_rejects_a_bad_count_with_config_error():
+    from jaxtwin.core.config import ConfigError
+    from jaxtwin.core.sharding import select_devices
+    assert select_devices(1) == jax.local_devices()[:1]
+    for bad in (-1, jax.local_device_count() + 1):
+        with pytest.raises(ConfigError, match=f"devices={bad}"):
+            select_devices(bad)

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from jaxtwin.core.config import ConfigError
+
 from jaxtwin.nets.actor_critic import (ActorCritic, gaussian_entropy, gaussian_log_prob,
                                        gaussian_sample, num_params)
 
@@ -64,5 +66,5 @@ def test_separate_trunks():
 
 
 def test_bad_activation_rejected():
-    with pytest.raises(ValueError, match="activation"):
+    with pytest.raises(ConfigError, match="activation"):
         ActorCritic(action_dim=1, activation="sigmoid").init(jax.random.PRNGKey(0), jnp.zeros((1, 2)))

@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from jaxtwin.syncgame.model import (discounted_payoff, dt_value_rate, incentive_pool, instantaneous_payoff,
                                  payoff_terms, replicator_field, state_field, uav_utility)
+from jaxtwin.core.config import ConfigError
 from jaxtwin.syncgame.params import default_params, make_params, stack_params, validate_params
 from jaxtwin.syncgame.replicator import replicator_rest_point, simulate, simulate_replicator, time_grid
 
@@ -57,14 +58,16 @@ def test_discounted_payoff_of_constant_integrand():
 
 
 def test_params_validation_names_field():
-    with pytest.raises(ValueError, match="delta"):
+    with pytest.raises(ConfigError, match="delta"):
         make_params((0.1, -0.3))
-    with pytest.raises(ValueError, match="y0"):
+    with pytest.raises(ConfigError, match="y0"):
         make_params((0.1, 0.3), y0=(0.7, 0.7))
-    with pytest.raises(ValueError, match="w"):
+    with pytest.raises(ConfigError, match="w"):
         make_params((0.1, 0.3), w=(1.0, 0.2, 0.05, 0.0))
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(ConfigError, match="at least 2"):
         make_params((0.1,))
+    with pytest.raises(ConfigError, match="n_vsp=5"):
+        default_params(5)
     validate_params(stack_params([P, P]))   # batched params are fine
     assert default_params(4).n_vsp == 4
 

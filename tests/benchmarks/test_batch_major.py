@@ -1,11 +1,11 @@
-"""core.rollout.batch_major_rollout and discrete_normal_sampler."""
+"""benchmarks.batch_major: batch_major_rollout and discrete_normal_sampler."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from benchmarks.batch_major import batch_major_rollout, discrete_normal_sampler
 from benchmarks.reference.coevo_numpy import run_vectorised
-from jaxtwin.core.rollout import batch_major_rollout, discrete_normal_sampler
 from jaxtwin.coevodt.env import N_ACTIONS, N_AGENTS, CoEvoEnv, initial_state, step_with_noise
 
 

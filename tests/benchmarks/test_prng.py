@@ -1,4 +1,4 @@
-"""core.prng: counter-mode Threefry-2x32 words and their transforms."""
+"""benchmarks.prng: counter-mode Threefry-2x32 words and their transforms."""
 import jax
 import jax.extend.random as jex_random
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxtwin.core import prng
+from benchmarks import prng
 
 
 def test_threefry_is_bit_identical_to_jax():
