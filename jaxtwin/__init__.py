@@ -18,7 +18,7 @@ _all, __getattr__, __dir__ = lazy_exports(__name__, {
     "coevodt": "jaxtwin.coevodt", "civic": "jaxtwin.civic", "syncgame": "jaxtwin.syncgame",
     # environment contract and rollouts
     "Environment": "jaxtwin.core.env", "Discrete": "jaxtwin.core.spaces", "Box": "jaxtwin.core.spaces",
-    "rollout": "jaxtwin.core.rollout", "batch_rollout": "jaxtwin.core.rollout",
+    "rollout": "jaxtwin.core.rollout", "batch_rollout": "jaxtwin.core.rollout", "random_policy": "jaxtwin.core.rollout",
     "PointEnv": "jaxtwin.core.toy_env",
     # devices
     "sharded_vmap": "jaxtwin.core.sharding", "sharded_call": "jaxtwin.core.sharding",

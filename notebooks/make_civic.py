@@ -12,11 +12,7 @@ CELLS = [
     new_code_cell(
         "import jax, jax.numpy as jnp, numpy as np\n"
         "import matplotlib.pyplot as plt\n"
-        "from jaxtwin.civic import model as cm\n"
-        "from jaxtwin.civic.env import CivicEnv, credit_total\n"
-        "from jaxtwin.civic.baselines import make_baseline\n"
-        "from jaxtwin.civic.evaluate import make_evaluator\n"
-        "from jaxtwin.civic.experiments import AgentConfig, train_agent, drl_policy"),
+        "from jaxtwin.civic import (CivicEnv, AgentConfig, credit_total, drl_policy, make_baseline,\n                           make_evaluator, model as cm, train_agent)"),
     new_markdown_cell("## Immersion and cost of one Library Head as bitrate and frame rate vary"),
     new_code_cell(
         "lib = cm.rooms_for_heads(cm.default_room_table(), jnp.asarray(0))\n"

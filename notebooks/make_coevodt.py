@@ -12,8 +12,8 @@ cells = [
         "`jaxtwin coevodt --mode all --runs 10` runs the paper's protocol."),
     nbf.v4.new_code_cell(
         "import jax, numpy as np\n"
-        "from jaxtwin.coevodt.env import CoEvoEnv, EnvParams\n"
-        "from jaxtwin.core.rollout import batch_rollout, random_policy\n"
+        "from jaxtwin.coevodt import CoEvoEnv, EnvParams\n"
+        "from jaxtwin import batch_rollout, random_policy\n"
         "env = CoEvoEnv(50)\n"
         "p = env.default_params\n"
         "traj = batch_rollout(env, random_policy(env, p), jax.random.split(jax.random.key(0), 200), p, 50)\n"
@@ -22,8 +22,7 @@ cells = [
                              "Now a tiny training run (2 runs, 20 episodes):"),
     nbf.v4.new_code_cell(
         "from pathlib import Path\n"
-        "from jaxtwin.coevodt.experiments import CoEvoDTConfig, run\n"
-        "from jaxtwin.coevodt.forecast import ForecastConfig\n"
+        "from jaxtwin.coevodt import CoEvoDTConfig, ForecastConfig, run\n"
         "cfg = CoEvoDTConfig(mode='NoPred', runs=2, episodes=20, evolve_freq=10, pop_size=4, episode_len=20,\n"
         "                    baseline_episodes=20, eval_episodes=10, convergence_window=5,\n"
         "                    bootstrap_resamples=500, smooth_window=3, forecast=ForecastConfig(online_every=5))\n"

@@ -12,10 +12,7 @@ cells = [
         "static Stackelberg game. Small grids keep this notebook fast."),
     nbf.v4.new_code_cell(
         "import jax, numpy as np, matplotlib.pyplot as plt\n"
-        "from jaxtwin.syncgame.params import default_params\n"
-        "from jaxtwin.syncgame.nash import nash_equilibrium\n"
-        "from jaxtwin.syncgame.static import static_stackelberg_equilibrium\n"
-        "from jaxtwin.syncgame.pmp import SolverOptions\n"
+        "from jaxtwin.syncgame import (SolverOptions, default_params, nash_equilibrium,\n                              static_stackelberg_equilibrium)\n"
         "opts = SolverOptions(n_grid=51)\n"
         "params = default_params()  # spec defaults, 2 VSPs"),
     nbf.v4.new_markdown_cell("## Open-loop Nash (2 VSPs)"),

@@ -9,7 +9,8 @@ evaluator, PPO training, and the experiments (``run(config, out)``).
 from jaxtwin.core.lazy import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    # model functions
+    # model functions (and the module itself, for the full set)
+    "model": ".model",
     "RoomTable": ".model", "ModelConstants": ".model", "default_room_table": ".model",
     "immersion": ".model", "head_cost": ".model", "myopic_optimal": ".model", "efficiency_score": ".model",
     # environment
