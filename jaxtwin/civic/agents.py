@@ -201,7 +201,7 @@ def drl_policy(env: CivicEnv, params: EnvParams, agent: AgentConfig, net_params,
     if trained_env.cooperative == env.cooperative:
         return from_actor(act, net_params)
     if trained_env.cooperative or not env.cooperative:
-        raise ValueError("drl_policy: only a non-cooperative agent can act in a cooperative env")
+        raise ConfigError("drl_policy: only a non-cooperative agent can act in a cooperative env")
 
     def policy(key, obs, state, p):
         a = act(net_params, key, obs[:-2])

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from gymnax.environments.spaces import Box, Dict, Discrete, Space, Tuple
+from jaxtwin.core.config import ConfigError
 
 __all__ = ["Box", "Dict", "Discrete", "MultiDiscrete", "Space", "Tuple", "conforms"]
 
@@ -38,9 +39,9 @@ class MultiDiscrete(Box):
 
     def __init__(self, n: int, shape: Sequence[int], dtype=jnp.int32):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"MultiDiscrete.n={n!r}: must be an integer >= 1")
+            raise ConfigError(f"MultiDiscrete.n={n!r}: must be an integer >= 1")
         if not jnp.issubdtype(dtype, jnp.integer):
-            raise ValueError(f"MultiDiscrete.dtype={dtype!r}: must be an integer dtype")
+            raise ConfigError(f"MultiDiscrete.dtype={dtype!r}: must be an integer dtype")
         super().__init__(low=0, high=n - 1, shape=tuple(shape), dtype=dtype)
         self.n = n
 
