@@ -195,6 +195,34 @@ def _network(config: PPOConfig, action_dim: int) -> ActorCritic:
                        activation=config.activation, init_log_std=config.init_log_std)
 
 
+def _param_init(network: ActorCritic, obs_dim: int) -> Callable[[jax.Array], Any]:
+    """``init_params(key) -> params`` whose ``vmap`` initialises one seed at a time.
+
+    Why: the orthogonal initialisers run LAPACK QR, and jaxlib 0.10.x's CPU
+    LAPACK kernels split a *batched* call over XLA's intra-op thread pool and
+    block their pool thread until the pieces finish. The network's QRs are
+    independent, so the executor starts several at once, one per pool thread;
+    on a 2-core CPU that leaves no thread to run the pieces and the program
+    never finishes (PPO ``vmap``-ed over seeds at 2x128;
+    ``lapack_sorgqr_ffi`` in ``jax::ParallelBatchMap``). Under ``vmap`` the
+    parameters are built seed by seed (``lax.map``: every QR unbatched, run
+    inline), bit for bit those of each seed initialised alone, on any backend;
+    it runs once per training, so its cost does not matter.
+    """
+    dummy_obs = jnp.zeros((1, obs_dim), jnp.float32)
+
+    @jax.custom_batching.custom_vmap
+    def init_params(key: jax.Array):
+        return network.init(key, dummy_obs)
+
+    @init_params.def_vmap
+    def _init_params_vmap(axis_size, in_batched, keys):
+        params = jax.lax.map(init_params, keys)  # keys: the only input, so batched
+        return params, jax.tree.map(lambda _: True, params)
+
+    return init_params
+
+
 def _raw_key(key: jax.Array) -> jax.Array:
     """Legacy uint32 key data (serialisable) from either key flavour."""
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -231,6 +259,7 @@ def make_train_chunks(config: PPOConfig, env: Environment, env_params: Any = Non
     action_dim = int(np.prod(act_shape))
     obs_dim = int(np.prod(obs_shape))
     network = _network(config, action_dim)
+    init_params = _param_init(network, obs_dim)
     n_envs, n_steps = config.num_envs, config.num_steps
 
     if config.anneal_lr:
@@ -251,7 +280,7 @@ def make_train_chunks(config: PPOConfig, env: Environment, env_params: Any = Non
     def init(key: jax.Array) -> RunnerState:
         key = _raw_key(key)
         key, key_net, key_env = jax.random.split(key, 3)
-        params = network.init(key_net, jnp.zeros((1, obs_dim), jnp.float32))
+        params = init_params(key_net)
         train_state = TrainState.create(apply_fn=network.apply, params=params, tx=tx)
         obs, env_state = env_reset(jax.random.split(key_env, n_envs), env_params)
         zeros = jnp.zeros((n_envs,), jnp.float32)
