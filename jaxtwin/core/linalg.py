@@ -14,6 +14,17 @@ two devices on a 2-core CPU).
 on a CPU backend with more than one device, solves the batch one system at a
 time (``lax.map``: every LAPACK call unbatched, run inline); elsewhere it is
 the ordinary batched solve. Same LU with partial pivoting either way.
+
+jaxlib only hands a batch to the pool when ``batch * cost`` reaches 2e5 flops
+(``cost ~ n^3`` for LU and QR) and more than one chunk results, so small
+batches of small systems run inline anyway; the guard does not rely on that.
+Every dense solve of ``jaxtwin.syncgame`` goes through :func:`solve` (tested on
+the lowered programs, ``tests/syncgame/test_lapack_guard.py``). Not covered:
+lineax's GMRES (``SolverOptions(linear_solver="gmres")``) solves its small
+Hessenberg least-squares problem by a batched QR inside lineax; with ``krylov_dim``
+40 that is a 41x40 QR per point, which jaxlib splits over the pool from 3 points
+per device on, so prefer ``linear_solver="dense"`` when sweeping over several
+CPU devices.
 """
 from __future__ import annotations
 
@@ -28,7 +39,8 @@ def _split_cpu() -> bool:
 
 @jax.custom_batching.custom_vmap
 def solve(a: jax.Array, b: jax.Array) -> jax.Array:
-    """``x`` with ``a @ x = b`` for one square ``a`` (``f[n, n]``) and ``b`` (``f[n]``).
+    """``x`` with ``a @ x = b`` for one square ``a`` (``f[n, n]``) and ``b`` (``f[n]``, or
+    ``f[n, k]`` for ``k`` right-hand sides at once).
 
     Forward-mode differentiable; not reverse-mode (a ``custom_vmap`` function has no
     transpose rule). Meant for Newton steps, which are never reverse-differentiated.

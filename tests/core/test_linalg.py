@@ -47,3 +47,14 @@ def test_batched_solves_on_two_cpu_devices_finish_and_match_one_device():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip().endswith("OK")
+
+
+def test_solve_with_several_right_hand_sides():
+    """``b`` of shape ``(n, k)``, batched or not (the collocation Riccati sweep solves one per interval)."""
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(4, 6, 6)) + 6 * np.eye(6)
+    b = rng.normal(size=(4, 6, 3))
+    want = np.linalg.solve(a, b)
+    np.testing.assert_allclose(solve(jnp.asarray(a[0]), jnp.asarray(b[0])), want[0], rtol=1e-5)
+    np.testing.assert_allclose(jax.jit(jax.vmap(solve))(a, b), want, rtol=1e-5)
+    np.testing.assert_allclose(jax.vmap(solve, in_axes=(None, 0))(a[0], b), np.linalg.solve(a[0], b), rtol=1e-5)
