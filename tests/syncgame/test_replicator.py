@@ -39,7 +39,7 @@ def test_matches_nashpy(name):
     got = _solve(A, x0)
     want = nashpy.Game(A).replicator_dynamics(y0=np.array(x0), timepoints=TS)
     assert got.result == Result.CONVERGED
-    # both integrators at ~1e-8 local tolerance: paths agree far below the 1e-2 scale of the dynamics
+    # both integrators at ~1e-8 local tolerance: measured max differences 6e-8 (rps) to 3.5e-7
     np.testing.assert_allclose(got.xs, want, atol=2e-6, rtol=0)
     np.testing.assert_allclose(got.xs.sum(axis=1), 1.0, atol=1e-9)
 
@@ -53,13 +53,15 @@ def test_hawk_dove_closed_form_and_ess():
     def g(x):
         return np.log(x) / V + np.log(1 - x) / (C - V) - C / (V * (C - V)) * np.log(np.abs(V - C * x))
 
-    np.testing.assert_allclose(g(x) - g(x[0]), TS / 2, atol=1e-6)
-    assert abs(x[-1] - V / C) < 1e-3
+    # the error in x this implies, (g(x) - g(x0) - t/2) / g'(x): measured 1.6e-8 (rtol 1e-8 integration)
+    x_err = (g(x) - g(x[0]) - TS / 2) * x * (1 - x) * (V - C * x)
+    assert np.abs(x_err).max() < 1e-7
+    assert abs(x[-1] - V / C) < 1e-3                               # measured 7.0e-4 at t = 20
 
 
 def test_rps_conserves_product_of_shares():
     """Zero-sum RPS: x1 x2 x3 is a constant of motion (closed orbits around (1/3, 1/3, 1/3))."""
-    got = _solve(RPS, [0.5, 0.3, 0.2], np.linspace(0.0, 50.0, 501))
+    got = _solve(RPS, [0.5, 0.3, 0.2])                              # ~5 periods on [0, 20]
     prod = got.xs.prod(axis=1)
     np.testing.assert_allclose(prod, prod[0], rtol=1e-6)
     assert got.xs[:, 0].max() - got.xs[:, 0].min() > 0.2           # it does cycle
