@@ -46,20 +46,18 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from jaxtwin.core import linalg
 from jaxtwin.core.config import require_int, require_positive, require_range
 from jaxtwin.syncgame.model import initial_state, instantaneous_payoff, state_field
-from jaxtwin.syncgame.nash import GameSolution, call_float64, initial_controls
-from jaxtwin.syncgame.params import SyncParams
+from jaxtwin.syncgame.nash import GameSolution, initial_controls
+from jaxtwin.syncgame.newton import newton
+from jaxtwin.syncgame.params import SyncParams, call_float64
+from jaxtwin.syncgame.results import Result, all_finite, classify
 
 # Residual at which the coarse starting solve stops: its discretisation error
 # (~0.2 in x at 9 nodes) dwarfs any tighter solve, and the quadratic tail it
 # skips (~1e-3 -> 1e-8 -> 1e-14) is two Newton steps of the coarse solve.
 COARSE_TOL = 1e-3
-
-# Result codes returned in ``GameSolution.ode_result`` by this solver.
-CONVERGED = 0      # max |residual| <= tol and everything finite
-MAX_ITER = 1       # Newton ran out of iterations
-NOT_FINITE = 2     # a non-finite residual at the start (e.g. NaN params) or in the result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,7 +228,7 @@ def riccati_block_solve(A: jax.Array, B: jax.Array, r: jax.Array, dz0: jax.Array
         BSW = Blk @ SW1
         Mk = jnp.concatenate([Alk, Bzk + BSW[:, :nz]], axis=1)
         rhs = jnp.concatenate([-Azk, (-rk - BSW[:, nz])[:, None]], axis=1)
-        sol = jnp.linalg.solve(Mk, rhs)               # [[S_k | w_k], [P_k | q_k]]
+        sol = linalg.solve(Mk, rhs)                   # [[S_k | w_k], [P_k | q_k]]; batch-safe on a split CPU
         return sol[:nl], sol
 
     init = jnp.concatenate([jnp.zeros((nl, nz), A.dtype), dlamK[:, None]], axis=1)
@@ -310,16 +308,6 @@ def hermite_interpolate(params: SyncParams, ts: jax.Array, Y: jax.Array, t_new: 
     return h00 * Y[j] + h10 * h * G[j] + h01 * Y[j + 1] + h11 * h * G[j + 1]
 
 
-def _norm(F):
-    n = jnp.sqrt(jnp.sum(F * F))
-    return jnp.where(jnp.isfinite(n), n, jnp.inf)
-
-
-def _max_abs(F):
-    r = jnp.max(jnp.abs(F))
-    return jnp.where(jnp.isfinite(r), r, jnp.inf)
-
-
 def collocation_payoffs(params: SyncParams, ts: jax.Array, Y: jax.Array) -> jax.Array:
     """``int_0^T exp(-r t) J_i dt`` by Simpson on nodes and Hermite midpoints, shape ``(M,)``."""
     m = params.n_vsp
@@ -339,14 +327,14 @@ def solve_nash_collocation(params: SyncParams, opts: CollocationOptions = Colloc
                            Y0: jax.Array | None = None) -> GameSolution:
     """Open-loop Nash paths for one parameter set by collocation (pure, jit/vmap-able).
 
-    Damped Newton: at ``Y`` the Jacobian blocks give the step ``s``
+    Damped Newton (:func:`jaxtwin.syncgame.newton.newton` with its residual-only
+    line search): at ``Y`` the Jacobian blocks give the step ``s``
     (:func:`newton_direction`); the trial ``Y + a*s`` is accepted when ``|F|_2``
     drops by the Armijo factor ``1 - 1e-4*a``, otherwise ``a`` is halved
     (``max_halvings`` times, then a finite trial is taken anyway). The line
-    search is an inner loop of residual evaluations only, so each outer
-    iteration costs ONE Jacobian however often it backtracks. Stops at
-    ``max |F| <= tol``, after ``max_iter`` Jacobians, or at once when the
-    starting residual is not finite (e.g. NaN params).
+    search evaluates residuals only, so each outer iteration costs ONE Jacobian
+    however often it backtracks. Stops at ``max |F| <= tol``, after ``max_iter``
+    Jacobians, or at once when the starting residual is not finite (e.g. NaN params).
 
     With ``opts.coarse_grid`` the start is the Hermite interpolant of the same
     solve on that many nodes (if it converged): measured on the 64-point delta_k
@@ -354,9 +342,9 @@ def solve_nash_collocation(params: SyncParams, opts: CollocationOptions = Colloc
     to 2 and the solve time by ~1.6x (the coarse steps are ~4x cheaper).
 
     ``residual`` is ``max |F|`` over the collocation residuals and both boundary
-    conditions; ``ode_result`` holds :data:`CONVERGED`, :data:`MAX_ITER` or
-    :data:`NOT_FINITE`; ``iterations`` counts Newton steps (Jacobians)
-    on the fine grid.
+    conditions; ``result`` holds a :class:`~jaxtwin.syncgame.results.Result`
+    (``CONVERGED``, ``MAX_ITER`` or ``NOT_FINITE``); ``iterations`` counts Newton
+    steps (Jacobians) on the fine grid.
     """
     ts = collocation_grid(params.T, opts.n_grid, opts.grading)
     if Y0 is None and 3 <= opts.coarse_grid < opts.n_grid:
@@ -366,54 +354,24 @@ def solve_nash_collocation(params: SyncParams, opts: CollocationOptions = Colloc
         # a coarse solve that failed is no better a start than the simulated guess
         Y0 = jnp.where(coarse.converged, hermite_interpolate(params, coarse.ts, Yc, ts), initial_guess(params, ts))
     Y0 = initial_guess(params, ts) if Y0 is None else Y0
-    shape = Y0.shape
-    residual_at = lambda Y: collocation_residuals(params, ts, Y)  # noqa: E731
-
-    def cond(c):
-        Y, F, it = c
-        return jnp.isfinite(_norm(F)) & (_max_abs(F) > opts.tol) & (it < opts.max_iter)
-
-    def body(c):
-        Y, F, it = c
-        _, step = newton_direction(params, ts, Y)
-        n0 = _norm(F)
-
-        # A lane already at tol (masked out under vmap, but still executed) must
-        # not spin through max_halvings at round-off level.
-        active = _max_abs(F) > opts.tol
-
-        def ls_cond(s):
-            a, k, F_try = s
-            return active & (_norm(F_try) > (1.0 - 1e-4 * a) * n0) & (k < opts.max_halvings)
-
-        def ls_body(s):
-            a, k, _ = s
-            return 0.5 * a, k + 1, residual_at(Y + 0.5 * a * step)
-
-        one = jnp.ones((), Y.dtype)
-        a, _, F_try = jax.lax.while_loop(ls_cond, ls_body, (one, jnp.zeros((), jnp.int32), residual_at(Y + step)))
-        take = jnp.isfinite(_norm(F_try))
-        return jnp.where(take, Y + a * step, Y), jnp.where(take, F_try, F), it + 1
-
-    Y, F, it = jax.lax.while_loop(cond, body, (Y0, residual_at(Y0), jnp.zeros((), jnp.int32)))
+    res = newton(lambda Y: (*newton_direction(params, ts, Y), None), Y0, tol=opts.tol, max_iter=opts.max_iter,
+                 max_halvings=opts.max_halvings, residual=lambda Y: collocation_residuals(params, ts, Y))
+    Y, residual, it = res.value, res.residual, res.iterations
 
     m = params.n_vsp
-    residual = _max_abs(F)
     z, lam = split_unknowns(Y, m)
     us = jax.vmap(lambda y: pointwise_controls(params, y))(Y)
     payoffs = collocation_payoffs(params, ts, Y)
-    finite = jnp.all(jnp.isfinite(Y)) & jnp.all(jnp.isfinite(payoffs)) & jnp.isfinite(residual)
-    converged = (residual <= opts.tol) & finite
-    code = jnp.where(converged, CONVERGED, jnp.where(finite, MAX_ITER, NOT_FINITE)).astype(jnp.int32)
-    return GameSolution(ts, z, lam, us, payoffs, residual, converged, it, code)
+    code = classify(residual, opts.tol, all_finite(Y, payoffs))
+    return GameSolution(ts, z, lam, us, payoffs, residual, code == Result.CONVERGED, it, code)
 
 
 def nash_collocation(params: SyncParams, opts: CollocationOptions = CollocationOptions(), *,
                      batched: bool = False, devices: int = 1) -> GameSolution:
     """float64 entry point: :func:`solve_nash_collocation` jitted (vmapped over a
     leading params axis when ``batched``) inside ``jax.enable_x64``. Non-finite
-    params give ``converged=False`` and ``ode_result == NOT_FINITE`` for that point.
+    params give ``converged=False`` and ``result == Result.NOT_FINITE`` for that point.
 
     ``devices`` (batched only; 0 = all, see :func:`jaxtwin.core.sharding.sharded_call`)
     spreads the parameter points over devices."""
-    return call_float64(solve_nash_collocation, params, opts, batched=batched, devices=devices)
+    return call_float64(solve_nash_collocation, params, static=(opts,), batched=batched, devices=devices)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxtwin.syncgame.params import SyncParams, as_float64
+from jaxtwin.syncgame.params import SyncParams, call_float64
 from jaxtwin.syncgame.replicator import simulate
 
 
@@ -63,7 +63,7 @@ def best_response_gain(params: SyncParams, ts: jax.Array, us: jax.Array, player,
     return p0, best_p, best_v
 
 
-def check_deviations(params: SyncParams, ts: jax.Array, us: jax.Array, players: Sequence[int], *,
+def check_deviations(params: SyncParams, ts: jax.Array, us: jax.Array, players: Sequence[int],
                      steps: int = 300, learning_rate: float = 0.05, substeps: int = 1) -> DeviationCheck:
     """:func:`best_response_gain` for each listed player (one ``vmap``)."""
     idx = jnp.array(players)
@@ -72,8 +72,8 @@ def check_deviations(params: SyncParams, ts: jax.Array, us: jax.Array, players: 
     return DeviationCheck(idx, p0, best, best - p0, paths)
 
 
-def verify_equilibrium(params: SyncParams, ts, us, players: Sequence[int], **kw) -> DeviationCheck:
-    """float64 entry point of :func:`check_deviations`."""
-    with jax.enable_x64(True):
-        fn = jax.jit(lambda p, t, u: check_deviations(p, t, u, tuple(players), **kw))
-        return jax.block_until_ready(fn(as_float64(params), jnp.asarray(ts, jnp.float64), jnp.asarray(us, jnp.float64)))
+def verify_equilibrium(params: SyncParams, ts, us, players: Sequence[int], *, steps: int = 300,
+                       learning_rate: float = 0.05, substeps: int = 1) -> DeviationCheck:
+    """float64 entry point of :func:`check_deviations` (compiled once per players and settings)."""
+    return call_float64(check_deviations, params, ts, us,
+                        static=(tuple(int(i) for i in players), steps, learning_rate, substeps))

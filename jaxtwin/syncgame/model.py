@@ -83,3 +83,10 @@ def discounted_payoff(params: SyncParams, ts: jax.Array, zs: jax.Array, us: jax.
 def initial_state(params: SyncParams) -> jax.Array:
     """``z0 = concat(x0, y0)``."""
     return jnp.concatenate([params.x0, params.y0])
+
+
+def supply_matching_controls(params: SyncParams) -> jax.Array:
+    """The constants ``u_i`` with which each VSP requests the data its initial UAV
+    share brings (``D_i s u_i = N d y_i(0)``), clipped to ``[0, u_max]``: the
+    maximiser with zero costates, where every solver starts."""
+    return jnp.clip(params.N * params.d * params.y0 / (params.D * params.s), 0.0, params.u_max)

@@ -16,12 +16,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxtwin.syncgame.model import initial_state, instantaneous_payoff, state_field
-from jaxtwin.syncgame.params import SyncParams, as_float64
-from jaxtwin.core.sharding import sharded_call
+from jaxtwin.syncgame.model import initial_state, instantaneous_payoff, state_field, supply_matching_controls
+from jaxtwin.syncgame.params import SyncParams, call_float64
 from jaxtwin.syncgame.pmp import (SolverOptions, controls_fn, costate_field, integrate_backward,
-                               integrate_forward, maximise_controls, resolve_substeps, solve_fixed_point)
+                                  integrate_forward, maximise_controls, resolve_substeps, solve_fixed_point)
 from jaxtwin.syncgame.replicator import time_grid
+from jaxtwin.syncgame.results import Result, all_finite, classify, ode_succeeded
 
 
 class GameSolution(NamedTuple):
@@ -32,8 +32,10 @@ class GameSolution(NamedTuple):
     Stackelberg the followers' rows are their costates, the leaders' rows
     their costates of ``z``). ``payoffs``: discounted payoffs ``(M,)``
     integrated with the state. ``residual``: ``max |Phi(u) - u|`` of the sweep
-    map at the returned controls; ``converged``: ``residual <= tol``;
-    ``ode_result``: diffrax result code of the last forward solve (0 = ok).
+    map at the returned controls (collocation: max |collocation and boundary
+    residual|); ``converged``: ``result == Result.CONVERGED``; ``result``: the
+    :class:`~jaxtwin.syncgame.results.Result` code (``ODE_FAILED`` when one of the
+    last sweep's ODE solves failed).
     """
 
     ts: jax.Array
@@ -44,7 +46,7 @@ class GameSolution(NamedTuple):
     residual: jax.Array
     converged: jax.Array
     iterations: jax.Array
-    ode_result: jax.Array
+    result: jax.Array
 
 
 def forward_with_payoffs(params: SyncParams, ts: jax.Array, u_of_t, substeps: int = 1):
@@ -62,7 +64,7 @@ def forward_with_payoffs(params: SyncParams, ts: jax.Array, u_of_t, substeps: in
 def nash_sweep(params: SyncParams, ts: jax.Array, us: jax.Array, substeps: int = 1):
     """One forward-backward sweep: ``us -> (argmax_u H at the nodes, aux)``.
 
-    ``aux = (states (K, 2M), costates (K, M, 2M), payoffs (M,), ode result)``.
+    ``aux = (states (K, 2M), costates (K, M, 2M), payoffs (M,), whether both ODE solves succeeded)``.
     """
     m = params.n_vsp
     u_of_t = controls_fn(ts, us)
@@ -71,14 +73,13 @@ def nash_sweep(params: SyncParams, ts: jax.Array, us: jax.Array, substeps: int =
                              jnp.zeros((m, 2 * m), us.dtype), substeps=substeps)
     zs = zsol.ys[:, : 2 * m]
     u_new = jax.vmap(lambda z, l, u: maximise_controls(params, z, l, u))(zs, lam.ys, us)
-    return u_new, (zs, lam.ys, zsol.ys[-1, 2 * m:], zsol.result._value)
+    return u_new, (zs, lam.ys, zsol.ys[-1, 2 * m:], ode_succeeded(zsol) & ode_succeeded(lam.sol))
 
 
 def initial_controls(params: SyncParams, ts: jax.Array) -> jax.Array:
     """Starting guess: each VSP supplies the data its initial UAV share brings
     (``D_i s u_i = N d y_i``), i.e. the maximiser with zero costates."""
-    u0 = params.N * params.d * params.y0 / (params.D * params.s)
-    return jnp.broadcast_to(jnp.clip(u0, 0.0, params.u_max), (ts.shape[0], params.n_vsp))
+    return jnp.broadcast_to(supply_matching_controls(params), (ts.shape[0], params.n_vsp))
 
 
 def solve_nash(params: SyncParams, opts: SolverOptions = SolverOptions(), us0: jax.Array | None = None) -> GameSolution:
@@ -92,8 +93,9 @@ def solve_nash(params: SyncParams, opts: SolverOptions = SolverOptions(), us0: j
         return u_new.reshape(-1), aux
 
     res = solve_fixed_point(phi, us0.reshape(-1), opts)
-    zs, lams, payoffs, code = res.aux
-    return GameSolution(ts, zs, lams, res.value.reshape(shape), payoffs, res.residual, res.converged,
+    zs, lams, payoffs, ode_ok = res.aux
+    code = classify(res.residual, opts.tol, all_finite(res.value, zs, lams, payoffs), ode_ok)
+    return GameSolution(ts, zs, lams, res.value.reshape(shape), payoffs, res.residual, code == Result.CONVERGED,
                         res.iterations, code)
 
 
@@ -106,22 +108,6 @@ def nash_equilibrium(params: SyncParams, opts: SolverOptions = SolverOptions(), 
     ``devices`` (batched only; 0 = all, see :func:`jaxtwin.core.sharding.sharded_call`)
     spreads the parameter points over devices; the solutions agree to float64 rounding.
     """
-    return call_float64(solve_nash, params, resolve_substeps(params, opts), batched=batched, devices=devices)
+    return call_float64(solve_nash, params, static=(resolve_substeps(params, opts),), batched=batched,
+                        devices=devices)
 
-
-_CACHE: dict = {}
-
-
-def call_float64(solve, params: SyncParams, opts, *, batched: bool = False, devices: int = 1):
-    """``solve(params, opts)`` jitted once per ``(solve, opts, batched)`` (vmapped over a
-    leading params axis when ``batched``, sharded over ``devices`` when not 1) and run
-    inside ``jax.enable_x64`` on float64 params: the shared body of the float64 entry points."""
-    key = (solve, opts, batched)
-    if key not in _CACHE:
-        fn = lambda p: solve(p, opts)  # noqa: E731
-        _CACHE[key] = jax.jit(jax.vmap(fn) if batched else fn)
-    fn = _CACHE[key]
-    if batched and devices != 1:
-        fn = sharded_call(fn, devices)
-    with jax.enable_x64(True):
-        return jax.block_until_ready(fn(as_float64(params)))

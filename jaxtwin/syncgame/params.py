@@ -7,7 +7,7 @@ the per-VSP arrays; any ``M >= 2`` works.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +15,7 @@ import numpy as np
 from flax import struct
 
 from jaxtwin.core.config import ConfigError
+from jaxtwin.core.sharding import sharded_call
 
 # Decay rates of the two VSPs the 4-VSP case adds (spec §1 asks for one faster-
 # and one slower-decaying VSP than the defaults 0.1 and 0.3). 0.05 halves the
@@ -150,3 +151,29 @@ def stack_params(params_list: Sequence[SyncParams]) -> SyncParams:
 def as_float64(params: SyncParams) -> SyncParams:
     """Cast every leaf to float64; call inside ``with jax.enable_x64(True):``."""
     return jax.tree.map(lambda v: jnp.asarray(v, dtype=jnp.float64), params)
+
+
+_FLOAT64_CACHE: dict = {}
+
+
+def call_float64(solve: Callable, params: SyncParams, *arrays, static: tuple = (), batched: bool = False,
+                 devices: int = 1):
+    """THE float64 entry point of the sync-game solvers: ``solve(params, *arrays, *static)``
+    jitted once per ``(solve, static, batched)`` and run inside ``jax.enable_x64`` on
+    float64 params and arrays, blocking until done.
+
+    ``static``: hashable arguments that fix the program (options dataclasses, leader
+    tuples, grid sizes). ``batched``: vmap over a leading axis of ``params`` (and of
+    ``arrays``); ``devices`` (batched only; 0 = all, see
+    :func:`jaxtwin.core.sharding.sharded_call`) spreads the points over devices.
+    """
+    key = (solve, static, batched, len(arrays))
+    if key not in _FLOAT64_CACHE:
+        fn = lambda p, *a: solve(p, *a, *static)  # noqa: E731
+        _FLOAT64_CACHE[key] = jax.jit(jax.vmap(fn) if batched else fn)
+    fn = _FLOAT64_CACHE[key]
+    if batched and devices != 1:
+        fn = sharded_call(fn, devices)
+    with jax.enable_x64(True):
+        arrays = tuple(jnp.asarray(a, jnp.float64) for a in arrays)
+        return jax.block_until_ready(fn(as_float64(params), *arrays))

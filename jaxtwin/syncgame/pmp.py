@@ -34,6 +34,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtwin.core import linalg
 from jaxtwin.core.config import require_choice, require_int, require_positive, require_range
 from jaxtwin.syncgame.model import instantaneous_payoff, state_field
+from jaxtwin.syncgame.newton import NewtonResult, newton
 from jaxtwin.syncgame.params import SyncParams
 from jaxtwin.syncgame.replicator import control_path, step_grid
 
@@ -165,54 +166,27 @@ def integrate_backward(rhs: Callable, ts: jax.Array, yT, *, substeps: int = 1, d
 
 
 # -------------------------------------------------------- fixed-point solver
-class FixedPointResult(NamedTuple):
-    """Outcome of :func:`solve_fixed_point`."""
-
-    value: jax.Array       # the (flat) fixed point estimate v
-    aux: object            # phi's auxiliary output at ``value``
-    residual: jax.Array    # max |Phi(v) - v|
-    iterations: jax.Array  # Phi evaluations in the loop (Newton: Jacobians)
-    converged: jax.Array   # residual <= tol and everything finite
-
-
-def _max_abs(f):
-    r = jnp.max(jnp.abs(f))
-    return jnp.where(jnp.isfinite(r), r, jnp.inf)
-
-
-def solve_fixed_point(phi: Callable, v0: jax.Array, opts: SolverOptions) -> FixedPointResult:
+def solve_fixed_point(phi: Callable, v0: jax.Array, opts: SolverOptions) -> NewtonResult:
     """Solve ``v = phi(v)[0]`` for a flat vector ``v`` (``lax.while_loop``, vmappable).
 
-    ``phi(v) -> (v_new, aux)``. ``newton``: damped semismooth Newton on
-    ``F(v) = phi(v)[0] - v`` with ``J = jacfwd(F)``: from ``v`` with step ``s``
-    (``J s = -F``) the trial ``v + a*s`` is accepted when ``|F|_2`` drops by the
-    Armijo factor ``1 - 1e-4*a``, otherwise ``a`` is halved (at most 12 times,
-    then the trial is taken anyway). Each loop iteration evaluates ``F`` and
-    ``J`` at ONE trial point, so ``phi`` is traced once (fast compilation).
-    ``sweep``: the relaxed iteration ``v <- v + alpha*F(v)``.
+    ``phi(v) -> (v_new, aux)``; ``F(v) = phi(v)[0] - v`` goes to the damped Newton
+    driver (:func:`jaxtwin.syncgame.newton.newton`, every trial linearised so
+    ``phi`` is traced once: fast compilation). ``newton``: the step solves
+    ``J s = -F`` with ``J = jacfwd(F)`` (``dense``: LU, batch-safe on a CPU split
+    into devices) or matrix-free (``gmres``: one jvp per Krylov vector).
+    ``sweep``: the relaxed iteration ``v <- v + alpha*F(v)`` (the step ``alpha*F``,
+    never backtracked unless a trial is not finite); its ``iterations`` count
+    sweeps after the first evaluation of ``phi``, its ``max_iter`` bounds them.
     """
     def F(v):
         v_new, aux = phi(v)
         return v_new - v, aux
 
-    f0, aux0 = F(v0)
-    if opts.method == "sweep":
-        def cond(c):
-            v, f, aux, it = c
-            return (_max_abs(f) > opts.tol) & (it < opts.max_iter)
-
-        def body(c):
-            v, f, aux, it = c
-            v = v + opts.relaxation * f
+    def linearise(v):
+        """``F(v)``, the step (``J s = -F(v)``, or ``alpha*F`` for the sweep) and aux."""
+        if opts.method == "sweep":
             f, aux = F(v)
-            return v, f, aux, it + 1
-
-        v, f, aux, it = jax.lax.while_loop(cond, body, (v0, f0, aux0, jnp.zeros((), jnp.int32)))
-        r = _max_abs(f)
-        return FixedPointResult(v, aux, r, it, (r <= opts.tol) & jnp.all(jnp.isfinite(v)))
-
-    def f_and_step(v):
-        """``F(v)``, aux and the Newton step ``s`` solving ``J s = -F(v)``."""
+            return f, opts.relaxation * f, aux
         if opts.linear_solver == "dense":
             def fwd(v):
                 f, aux = F(v)
@@ -225,38 +199,12 @@ def solve_fixed_point(phi: Callable, v0: jax.Array, opts: SolverOptions) -> Fixe
             solver = lx.GMRES(rtol=1e-10, atol=1e-13, restart=opts.krylov_dim,
                               max_steps=20 * opts.krylov_dim, stagnation_iters=opts.krylov_dim)
             step = lx.linear_solve(op, -f, solver, throw=False).value
-        return f, aux, jnp.where(jnp.isfinite(step), step, 0.0)
+        return f, jnp.where(jnp.isfinite(step), step, 0.0), aux
 
-    def norm(f):
-        n = jnp.sqrt(jnp.sum(f * f))
-        return jnp.where(jnp.isfinite(n), n, jnp.inf)
-
-    # carry: accepted point (v, f, aux, step), trial step length a, halvings k, iterations
-    def cond(c):
-        v, f, aux, step, a, k, it = c
-        return (_max_abs(f) > opts.tol) & (it < opts.max_iter)
-
-    def body(c):
-        v, f, aux, step, a, k, it = c
-        v_try = v + a * step
-        f_try, aux_try, step_try = f_and_step(v_try)
-        accept = (norm(f_try) <= (1.0 - 1e-4 * a) * norm(f)) | ((k >= 12) & jnp.isfinite(norm(f_try)))
-        pick = lambda new, old: jax.tree.map(lambda x, y: jnp.where(accept, x, y), new, old)
-        v, f, aux = pick((v_try, f_try, aux_try), (v, f, aux))
-        step = jnp.where(accept, step_try, step)
-        a = jnp.where(accept, 1.0, 0.5 * a)
-        k = jnp.where(accept, 0, k + 1)
-        return v, f, aux, step, a, k, it + 1
-
-    # The first trial is v0 itself, accepted because |F| starts at +inf; so F and
-    # its Jacobian are traced once only (inside the loop body).
-    aux_shape = jax.eval_shape(lambda v: F(v)[1], v0)
-    aux_init = jax.tree.map(lambda sd: jnp.zeros(sd.shape, sd.dtype), aux_shape)
-    init = (v0, jnp.full_like(v0, jnp.inf), aux_init, jnp.zeros_like(v0), jnp.ones((), v0.dtype),
-            jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
-    v, f, aux, _, _, _, it = jax.lax.while_loop(cond, body, init)
-    r = _max_abs(f)
-    return FixedPointResult(v, aux, r, it, (r <= opts.tol) & jnp.all(jnp.isfinite(v)))
+    if opts.method == "sweep":
+        res = newton(linearise, v0, tol=opts.tol, max_iter=opts.max_iter + 1, max_halvings=0)
+        return res._replace(iterations=res.iterations - 1)
+    return newton(linearise, v0, tol=opts.tol, max_iter=opts.max_iter, max_halvings=12)
 
 
 def solve_pytree_fixed_point(phi: Callable, v0, opts: SolverOptions):

@@ -1,5 +1,8 @@
 """Lower level: the state ODE (DT values + replicator) under given control paths,
-and the replicator's interior rest point (the ESS) for constant controls.
+the replicator's interior rest point (the ESS) for constant controls, and the
+replicator dynamics of any population game (a payoff matrix or a fitness
+function: :func:`replicator_vector_field`, :func:`replicator_dynamics`), of
+which the model's UAV replicator is one instance.
 
 Control paths are given on a time grid ``ts`` (shape ``(K,)``) as ``us``
 (shape ``(K, M)``) and interpolated linearly between nodes; the solver steps
@@ -8,7 +11,7 @@ never fall inside a step.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple, Union
 
 import diffrax
 import jax
@@ -17,6 +20,7 @@ import optimistix as optx
 
 from jaxtwin.syncgame.model import incentive_pool, initial_state, instantaneous_payoff, replicator_field, state_field
 from jaxtwin.syncgame.params import SyncParams
+from jaxtwin.syncgame.results import integration_result
 
 
 def time_grid(T, n_points: int) -> jax.Array:
@@ -44,7 +48,7 @@ class Trajectory(NamedTuple):
     ts: jax.Array        # (K,)
     states: jax.Array    # (K, 2M)  z = concat(x, y)
     payoffs: jax.Array   # (M,)     int_0^T exp(-r t) J_i dt
-    result: jax.Array    # diffrax result code (0 = success)
+    result: jax.Array    # Result code (results.integration_result)
 
 
 def simulate(params: SyncParams, ts: jax.Array, us: jax.Array, *, substeps: int = 1,
@@ -72,17 +76,22 @@ def simulate(params: SyncParams, ts: jax.Array, us: jax.Array, *, substeps: int 
         saveat=diffrax.SaveAt(ts=ts), adjoint=adjoint or diffrax.RecursiveCheckpointAdjoint(),
         max_steps=None if substeps * ts.shape[0] > 100_000 else 4 * substeps * ts.shape[0] + 16,
         throw=False)
-    return Trajectory(ts, sol.ys[:, : 2 * m], sol.ys[-1, 2 * m:], sol.result._value)
+    return Trajectory(ts, sol.ys[:, : 2 * m], sol.ys[-1, 2 * m:], integration_result(sol))
 
 
 def simulate_replicator(params: SyncParams, u: jax.Array, y0: jax.Array, ts: jax.Array) -> jax.Array:
     """UAV shares under CONSTANT controls ``u`` from ``y0``, saved at ``ts`` (adaptive Tsit5)."""
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(lambda t, y, args: replicator_field(params, y, u)), diffrax.Tsit5(),
+    return _integrate_adaptive(lambda y: replicator_field(params, y, u), y0, ts).ys
+
+
+def _integrate_adaptive(field: Callable, y0: jax.Array, ts: jax.Array) -> diffrax.Solution:
+    """``dy/dt = field(y)`` from ``y0`` saved at ``ts``: adaptive Tsit5 (rtol 1e-8, atol 1e-10),
+    never raising (failures in the solution's result)."""
+    return diffrax.diffeqsolve(
+        diffrax.ODETerm(lambda t, y, args: field(y)), diffrax.Tsit5(),
         t0=ts[0], t1=ts[-1], dt0=None, y0=y0, saveat=diffrax.SaveAt(ts=ts),
         stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-10),
         max_steps=100_000, throw=False)
-    return sol.ys
 
 
 def replicator_rest_point(params: SyncParams, u: jax.Array) -> jax.Array:
@@ -105,3 +114,46 @@ def replicator_rest_point(params: SyncParams, u: jax.Array) -> jax.Array:
                          options=dict(lower=lo, upper=hi), throw=False, max_steps=400)
     return k / (params.c + sol.value)
 
+
+
+# ------------------------------------------------ any population game
+Payoff = Union[jax.Array, Callable[[jax.Array], jax.Array]]
+
+
+class ReplicatorPath(NamedTuple):
+    """Population shares ``xs`` ``(K, n)`` at times ``ts`` and the integration's
+    :class:`~jaxtwin.syncgame.results.Result` code."""
+
+    ts: jax.Array
+    xs: jax.Array
+    result: jax.Array
+
+
+def fitness(payoff: Payoff, x: jax.Array) -> jax.Array:
+    """Fitness of every strategy in population ``x``: ``A @ x`` for a payoff matrix
+    ``A`` (``(n, n)``, row = own strategy), else ``payoff(x)``."""
+    return payoff(x) if callable(payoff) else jnp.asarray(payoff) @ x
+
+
+def replicator_vector_field(payoff: Payoff, x: jax.Array, mutation: jax.Array | None = None) -> jax.Array:
+    """``dx_i/dt = x_i (f_i(x) - x . f(x))`` with ``f`` = :func:`fitness` (pure, vmappable).
+
+    With a ``mutation`` matrix ``Q`` (``Q[i, j]``: probability that offspring of
+    an ``i`` is a ``j``, rows summing to 1) the replicator-mutator
+    ``dx_j/dt = sum_i x_i f_i Q_ij - x_j x . f``, as in nashpy. Both are tangent
+    to the simplex (components sum to ``(1 - sum x) x . f``).
+    """
+    f = fitness(payoff, x)
+    mean = jnp.dot(x, f)
+    growth = x * f if mutation is None else (x * f) @ mutation
+    return growth - x * mean
+
+
+def replicator_dynamics(payoff: Payoff, x0: jax.Array, ts: jax.Array,
+                        mutation: jax.Array | None = None) -> ReplicatorPath:
+    """Integrate :func:`replicator_vector_field` from ``x0`` and save at ``ts``
+    (adaptive Tsit5, rtol 1e-8, atol 1e-10). jit/vmap-able over ``x0``, ``ts``,
+    a payoff matrix or mutation matrix; a payoff function is closed over. Never
+    raises: a failed integration shows in ``result``."""
+    sol = _integrate_adaptive(lambda x: replicator_vector_field(payoff, x, mutation), x0, ts)
+    return ReplicatorPath(ts, sol.ys, integration_result(sol))

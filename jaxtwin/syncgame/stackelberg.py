@@ -29,11 +29,12 @@ import jax.numpy as jnp
 
 from jaxtwin.syncgame.model import instantaneous_payoff, state_field
 from jaxtwin.syncgame.nash import forward_with_payoffs, initial_controls
-from jaxtwin.syncgame.params import SyncParams, as_float64
+from jaxtwin.syncgame.params import SyncParams, call_float64
 from jaxtwin.syncgame.pmp import (SolverOptions, controls_fn, costate_field, integrate_backward, integrate_forward,
-                               maximise_controls, maximise_quadratic, resolve_substeps,
-                               solve_pytree_fixed_point)
+                                  maximise_controls, maximise_quadratic, resolve_substeps,
+                                  solve_pytree_fixed_point)
 from jaxtwin.syncgame.replicator import control_path, time_grid
+from jaxtwin.syncgame.results import Result, all_finite, classify, ode_succeeded
 
 
 class StackelbergSolution(NamedTuple):
@@ -54,7 +55,7 @@ class StackelbergSolution(NamedTuple):
     residual: jax.Array
     converged: jax.Array
     iterations: jax.Array
-    ode_result: jax.Array
+    result: jax.Array
 
 
 def split_roles(n_vsp: int, leaders: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -111,7 +112,8 @@ def stackelberg_sweep(params: SyncParams, ts, us, mu_lam_nodes, leaders, followe
         return u.at[fol].set(u_f).at[lead].set(u_l)
 
     us_new = jax.vmap(new_controls)(zs, lam_f.ys, mu_z.ys, mu_lam.ys, us)
-    aux = (zs, lam_f.ys, mu_z.ys, mu_lam.ys, zsol.ys[-1, 2 * m:], zsol.result._value)
+    ode_ok = ode_succeeded(zsol) & ode_succeeded(lam_f.sol) & ode_succeeded(mu_z.sol) & ode_succeeded(mu_lam)
+    aux = (zs, lam_f.ys, mu_z.ys, mu_lam.ys, zsol.ys[-1, 2 * m:], ode_ok)
     return (us_new, mu_lam.ys), aux
 
 
@@ -124,23 +126,18 @@ def solve_stackelberg(params: SyncParams, leaders: Sequence[int], opts: SolverOp
     mu0 = jnp.zeros((opts.n_grid, len(leaders), len(followers), 2 * params.n_vsp), us0.dtype)
     (us, _), res = solve_pytree_fixed_point(
         lambda v: stackelberg_sweep(params, ts, v[0], v[1], leaders, followers, opts.substeps), (us0, mu0), opts)
-    zs, lam_f, mu_z, mu_lam, payoffs, code = res.aux
-    return StackelbergSolution(ts, zs, us, lam_f, mu_z, mu_lam, payoffs, res.residual, res.converged,
+    zs, lam_f, mu_z, mu_lam, payoffs, ode_ok = res.aux
+    code = classify(res.residual, opts.tol, all_finite(res.value, zs, lam_f, mu_z, mu_lam, payoffs), ode_ok)
+    return StackelbergSolution(ts, zs, us, lam_f, mu_z, mu_lam, payoffs, res.residual, code == Result.CONVERGED,
                                res.iterations, code)
 
 
-_CACHE: dict = {}
-
 
 def stackelberg_equilibrium(params: SyncParams, leaders: Sequence[int], opts: SolverOptions = SolverOptions(), *,
-                            batched: bool = False) -> StackelbergSolution:
-    """float64 entry point of :func:`solve_stackelberg` (vmapped over a leading axis when ``batched``),
-    with enough Tsit5 substeps for the largest ``sigma`` (:func:`~jaxtwin.syncgame.pmp.resolve_substeps`)."""
-    opts = resolve_substeps(params, opts)
+                            batched: bool = False, devices: int = 1) -> StackelbergSolution:
+    """float64 entry point of :func:`solve_stackelberg` (vmapped over a leading axis when ``batched``,
+    sharded over ``devices`` when not 1), with enough Tsit5 substeps for the largest ``sigma``
+    (:func:`~jaxtwin.syncgame.pmp.resolve_substeps`)."""
     leaders, _ = split_roles(params.delta.shape[-1], leaders)
-    key = (leaders, opts, batched)
-    if key not in _CACHE:
-        fn = lambda p: solve_stackelberg(p, leaders, opts)  # noqa: E731
-        _CACHE[key] = jax.jit(jax.vmap(fn) if batched else fn)
-    with jax.enable_x64(True):
-        return jax.block_until_ready(_CACHE[key](as_float64(params)))
+    return call_float64(solve_stackelberg, params, static=(leaders, resolve_substeps(params, opts)),
+                        batched=batched, devices=devices)

@@ -3,7 +3,8 @@
 Every VSP commits to a constant ``u_i`` for the whole horizon; UAV shares
 follow the replicator under the constants and payoffs are the same discounted
 integrals (:func:`jaxtwin.syncgame.replicator.simulate`). Followers play Nash
-among themselves in constants (projected Newton on their payoff gradients);
+among themselves in constants (projected Newton on their payoff gradients, by
+the shared driver :func:`jaxtwin.syncgame.newton.newton`);
 the leader picks its constant anticipating those responses (grid search with
 two zooming refinements, all points evaluated in one ``vmap``).
 """
@@ -15,20 +16,32 @@ import diffrax
 import jax
 import jax.numpy as jnp
 
-from jaxtwin.syncgame.params import SyncParams, as_float64
+from jaxtwin.core import linalg
+from jaxtwin.syncgame.model import supply_matching_controls
+from jaxtwin.syncgame.newton import NewtonResult, newton
+from jaxtwin.syncgame.params import SyncParams, call_float64
 from jaxtwin.syncgame.replicator import simulate, time_grid
+from jaxtwin.syncgame.results import Result, all_finite, classify
 from jaxtwin.syncgame.stackelberg import split_roles
+
+# First-order residual at which the static games stop: the pseudo-gradient dP_j/du_j
+# of payoffs O(100-500) reaches ~1e-14 at convergence (round-off), 1e-10 is well above
+# that and far below any gain the grid search can resolve.
+STATIC_TOL = 1e-10
 
 
 class StaticSolution(NamedTuple):
-    """Constant controls ``(M,)``, their payoffs ``(M,)``, state path and the
-    followers' first-order residual (``|dP_j/du_j|`` at interior constants)."""
+    """Constant controls ``(M,)``, their payoffs ``(M,)``, state path, the
+    followers' first-order (KKT) residual at the constants and its
+    :class:`~jaxtwin.syncgame.results.Result` code (``ODE_FAILED`` when the final
+    simulation failed)."""
 
     controls: jax.Array
     payoffs: jax.Array
     ts: jax.Array
     states: jax.Array
     residual: jax.Array
+    result: jax.Array
 
 
 def constant_payoffs(params: SyncParams, u: jax.Array, n_grid: int = 201) -> jax.Array:
@@ -38,9 +51,15 @@ def constant_payoffs(params: SyncParams, u: jax.Array, n_grid: int = 201) -> jax
 
 
 def constant_nash(params: SyncParams, u: jax.Array, players: Sequence[int], n_grid: int = 201,
-                  iterations: int = 25) -> tuple[jax.Array, jax.Array]:
+                  iterations: int = 25, tol: float = STATIC_TOL) -> NewtonResult:
     """Nash in constants among ``players`` (others fixed at ``u``): projected Newton
-    on the pseudo-gradient ``(dP_j/du_j)_j``; returns ``(u, first-order residual)``."""
+    (:func:`jaxtwin.syncgame.newton.newton`, iterates clipped to ``[0, u_max]``, no
+    backtracking) on the pseudo-gradient ``g = (dP_j/du_j)_j``, at most ``iterations``
+    steps, stopping once the first-order residual is at most ``tol``: ``|g_j|`` for an
+    interior constant, the part of ``g_j`` pointing out of ``[0, u_max]`` at a bound.
+
+    Returns the driver's result: ``value`` is ``u`` with the players' constants set.
+    """
     idx = jnp.array(players)
 
     def pseudo_grad(v):
@@ -52,65 +71,62 @@ def constant_nash(params: SyncParams, u: jax.Array, players: Sequence[int], n_gr
         g = pseudo_grad(v)
         return g, g
 
-    def step(_, carry):
-        v, _ = carry
+    def linearise(v):
         jac, g = jax.jacfwd(pg_twice, has_aux=True)(v)
-        new = jnp.clip(v - jnp.linalg.solve(jac, g), 0.0, params.u_max)
-        interior = (v > 1e-9) & (v < params.u_max - 1e-9)
-        resid = jnp.max(jnp.where(interior, jnp.abs(g), 0.0))
-        return jnp.where(jnp.all(jnp.isfinite(new)), new, v), resid
+        step = linalg.solve(jac, -g)  # batch-safe on a CPU split into devices
+        lower, upper = v <= 1e-9, v >= params.u_max - 1e-9
+        kkt = jnp.where(lower, jnp.maximum(g, 0.0), jnp.where(upper, jnp.maximum(-g, 0.0), g))
+        return kkt, jnp.where(jnp.isfinite(step), step, 0.0), None
 
-    # the residual reported is the gradient at the last-but-one iterate (one trace of the payoff)
-    v, resid = jax.lax.fori_loop(0, iterations, step, (u[idx], jnp.zeros((), u.dtype)))
-    return u.at[idx].set(v), resid
+    # iterations + 1 linearisations: the last one gives the residual at the returned constants
+    res = newton(linearise, u[idx], tol=tol, max_iter=iterations + 1, max_halvings=0,
+                 project=lambda v: jnp.clip(v, 0.0, params.u_max))
+    return res._replace(value=u.at[idx].set(res.value))
+
+
+def _static_solution(params: SyncParams, res: NewtonResult, n_grid: int, tol: float) -> StaticSolution:
+    """Simulate the constants of ``res`` and wrap everything up."""
+    u = res.value
+    ts = time_grid(params.T, n_grid)
+    traj = simulate(params, ts, jnp.broadcast_to(u, (n_grid, params.n_vsp)))
+    code = classify(res.residual, tol, all_finite(u, traj.payoffs, traj.states), traj.result != Result.ODE_FAILED)
+    return StaticSolution(u, traj.payoffs, ts, traj.states, res.residual, code)
 
 
 def static_stackelberg(params: SyncParams, leaders: Sequence[int] = (0,), n_grid: int = 201,
-                       n_search: int = 41, refinements: int = 2) -> StaticSolution:
+                       n_search: int = 41, refinements: int = 2, tol: float = STATIC_TOL) -> StaticSolution:
     """Static Stackelberg in constants with one leader (pure, jit/vmap-able)."""
     leaders, followers = split_roles(params.n_vsp, leaders)
     if len(leaders) != 1:
         raise ValueError(f"static_stackelberg: one leader supported, got leaders={leaders}")
     lead = leaders[0]
-    u_start = jnp.clip(params.N * params.d * params.y0 / (params.D * params.s), 0.0, params.u_max)
+    u_start = supply_matching_controls(params)
 
     def leader_value(ul):
-        u, resid = constant_nash(params, u_start.at[lead].set(ul), followers, n_grid)
-        return constant_payoffs(params, u, n_grid)[lead], u, resid
+        res = constant_nash(params, u_start.at[lead].set(ul), followers, n_grid, tol=tol)
+        return constant_payoffs(params, res.value, n_grid)[lead], res
 
     def refine(_, carry):
-        lo, hi, _, _, _ = carry
+        lo, hi, _ = carry
         grid = jnp.linspace(0.0, 1.0, n_search) * (hi - lo) + lo
-        vals, us, resids = jax.vmap(leader_value)(grid)
+        vals, results = jax.vmap(leader_value)(grid)
         k = jnp.argmax(jnp.where(jnp.isfinite(vals), vals, -jnp.inf))
         width = (hi - lo) / (n_search - 1)
         return (jnp.maximum(grid[k] - width, 0.0), jnp.minimum(grid[k] + width, params.u_max),
-                vals[k], us[k], resids[k])
+                jax.tree.map(lambda a: a[k], results))
 
     zero = jnp.zeros((), u_start.dtype)
-    _, _, _, u, resid = jax.lax.fori_loop(0, refinements + 1, refine,
-                                          (zero, params.u_max + zero, zero, u_start, zero))
-    ts = time_grid(params.T, n_grid)
-    traj = simulate(params, ts, jnp.broadcast_to(u, (n_grid, params.n_vsp)))
-    return StaticSolution(u, traj.payoffs, ts, traj.states, resid)
+    none_yet = NewtonResult(u_start, None, zero, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+    _, _, res = jax.lax.fori_loop(0, refinements + 1, refine, (zero, params.u_max + zero, none_yet))
+    return _static_solution(params, res, n_grid, tol)
 
 
-def static_nash(params: SyncParams, n_grid: int = 201) -> StaticSolution:
-    """Simultaneous static game in constants: all VSPs play Nash in constants."""
-    u_start = jnp.clip(params.N * params.d * params.y0 / (params.D * params.s), 0.0, params.u_max)
-    u, resid = constant_nash(params, u_start, tuple(range(params.n_vsp)), n_grid)
-    ts = time_grid(params.T, n_grid)
-    traj = simulate(params, ts, jnp.broadcast_to(u, (n_grid, params.n_vsp)))
-    return StaticSolution(u, traj.payoffs, ts, traj.states, resid)
-
-
-_CACHE: dict = {}
+def static_nash(params: SyncParams, n_grid: int = 201, tol: float = STATIC_TOL) -> StaticSolution:
+    """Simultaneous static game in constants: all VSPs play Nash in constants (pure, jit/vmap-able)."""
+    res = constant_nash(params, supply_matching_controls(params), tuple(range(params.n_vsp)), n_grid, tol=tol)
+    return _static_solution(params, res, n_grid, tol)
 
 
 def static_stackelberg_equilibrium(params: SyncParams, leaders: Sequence[int] = (0,), n_grid: int = 201) -> StaticSolution:
     """float64 entry point of :func:`static_stackelberg`."""
-    key = ("stackelberg", tuple(leaders), n_grid)
-    if key not in _CACHE:
-        _CACHE[key] = jax.jit(lambda p: static_stackelberg(p, tuple(leaders), n_grid))
-    with jax.enable_x64(True):
-        return jax.block_until_ready(_CACHE[key](as_float64(params)))
+    return call_float64(static_stackelberg, params, static=(tuple(leaders), n_grid))

@@ -47,3 +47,43 @@ def test_batched_solves_on_two_cpu_devices_finish_and_match_one_device():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip().endswith("OK")
+
+
+def test_solve_with_several_right_hand_sides():
+    """``b`` of shape ``(n, k)``, batched or not (the collocation Riccati sweep solves one per interval)."""
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(4, 6, 6)) + 6 * np.eye(6)
+    b = rng.normal(size=(4, 6, 3))
+    want = np.linalg.solve(a, b)
+    np.testing.assert_allclose(solve(jnp.asarray(a[0]), jnp.asarray(b[0])), want[0], rtol=1e-5)
+    np.testing.assert_allclose(jax.jit(jax.vmap(solve))(a, b), want, rtol=1e-5)
+    np.testing.assert_allclose(jax.vmap(solve, in_axes=(None, 0))(a[0], b), np.linalg.solve(a[0], b), rtol=1e-5)
+
+
+def test_split_cpu_maps_only_batches_that_reach_the_pool_even_nested():
+    """On 2 CPU devices: a batch jaxlib runs inline stays one batched LU, a larger one is
+    solved system by system, and nested vmaps count the whole batch (inner 5 x 40x40
+    mapped, the outer 3 batched; inner 200 x 12x12 mapped, the outer 8 batched); the
+    answers are numpy's either way."""
+    code = textwrap.dedent("""
+        import re, jax, numpy as np
+        jax.config.update("jax_enable_x64", True)
+        from jaxtwin.core.linalg import solve
+        rng = np.random.default_rng(0)
+        for shape, k in (((4, 12, 12), 3), ((300, 12, 12), 0), ((3, 5, 40, 40), 0), ((8, 200, 12, 12), 5)):
+            a = rng.normal(size=shape) + 10 * np.eye(shape[-1])
+            b = rng.normal(size=shape[:-1] + ((k,) if k else ()))
+            f = jax.vmap(solve) if len(shape) == 3 else jax.vmap(jax.vmap(solve))
+            want = np.linalg.solve(a, b) if k else np.linalg.solve(a, b[..., None])[..., 0]
+            np.testing.assert_allclose(jax.jit(f)(a, b), want, rtol=1e-10, atol=1e-12)
+            text = jax.jit(f).lower(a, b).as_text()
+            lu = [re.search(r"tensor<[^>]*>", l.rsplit(" : (", 1)[1]).group(0)
+                  for l in text.splitlines() if "custom_call @lapack_dgetrf" in l]
+            print(shape, lu)
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split("\n")[:4] == [
+        "(4, 12, 12) ['tensor<4x12x12xf64>']", "(300, 12, 12) ['tensor<12x12xf64>']",
+        "(3, 5, 40, 40) ['tensor<3x40x40xf64>']", "(8, 200, 12, 12) ['tensor<8x12x12xf64>']"], r.stdout

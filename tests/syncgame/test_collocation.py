@@ -14,6 +14,7 @@ from jaxtwin.syncgame.nash import nash_equilibrium
 from jaxtwin.syncgame.params import as_float64, default_params, stack_params
 from jaxtwin.syncgame.pmp import SolverOptions
 from jaxtwin.syncgame.replicator import time_grid
+from jaxtwin.syncgame.results import Result
 
 # FINE starts Newton from a 9-node solve (the benchmark's setting), COARSE from the simulated guess
 COARSE, FINE = CollocationOptions(n_grid=26), CollocationOptions(n_grid=51, coarse_grid=9)
@@ -98,7 +99,7 @@ def test_field_matches_pmp_definitions():
 
 def test_converges_at_the_2vsp_default(coarse, fine):
     for sol in (coarse, fine):
-        assert bool(sol.converged) and int(sol.ode_result) == C.CONVERGED
+        assert bool(sol.converged) and int(sol.result) == Result.CONVERGED
         assert float(sol.residual) < FINE.tol and int(sol.iterations) < 15
         assert sol.states.dtype == jnp.float64
         np.testing.assert_allclose(sol.costates[-1], 0.0, atol=1e-12)          # lambda(T) = 0
@@ -159,14 +160,14 @@ def test_vmapped_batch_equals_points_and_flags_nan(coarse):
     points = [base, default_params(sigma=2.0, delta=(0.1, 0.45)), bad]
     sol = nash_collocation(stack_params(points), COARSE, batched=True)
     np.testing.assert_array_equal(np.asarray(sol.converged), [True, True, False])
-    assert int(sol.ode_result[2]) == C.NOT_FINITE and not np.isfinite(float(sol.residual[2]))
+    assert int(sol.result[2]) == Result.NOT_FINITE and not np.isfinite(float(sol.residual[2]))
     assert int(sol.iterations[2]) == 0           # stops at the non-finite start, no wasted iterations
     for j in (0, 1):
         one = coarse if j == 0 else nash_collocation(points[j], COARSE)
         for got, want in zip(jax.tree.map(lambda a: a[j], sol), one):
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
     single_bad = nash_collocation(bad, COARSE)
-    assert not bool(single_bad.converged) and int(single_bad.ode_result) == C.NOT_FINITE
+    assert not bool(single_bad.converged) and int(single_bad.result) == Result.NOT_FINITE
 
 
 def test_options_are_validated():

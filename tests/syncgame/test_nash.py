@@ -10,24 +10,34 @@ from jaxtwin.syncgame.direct import verify_equilibrium
 from jaxtwin.syncgame.params import default_params, stack_params
 from jaxtwin.syncgame.nash import nash_equilibrium
 from jaxtwin.syncgame.pmp import SolverOptions
+from jaxtwin.syncgame.results import Result
 
 OPTS = SolverOptions(n_grid=101)
 
 
 @pytest.fixture(scope="module")
 def batch():
-    """Defaults and a higher-sigma variant, solved in ONE vmapped call."""
-    params = stack_params([default_params(), default_params(sigma=1.0)])
+    """Defaults, a higher-sigma variant and a NaN point, solved in ONE vmapped call."""
+    base = default_params()
+    params = stack_params([base, default_params(sigma=1.0), base.replace(rho=base.rho.at[0].set(jnp.nan))])
     return params, nash_equilibrium(params, OPTS, batched=True)
 
 
 def test_converges_with_small_residual(batch):
     _, sol = batch
-    assert np.all(np.asarray(sol.converged))
-    assert np.max(np.asarray(sol.residual)) < OPTS.tol
-    assert np.all(np.asarray(sol.iterations) < 20)
-    assert np.all(np.asarray(sol.ode_result) == 0)
+    assert np.all(np.asarray(sol.converged[:2]))
+    assert np.max(np.asarray(sol.residual[:2])) < OPTS.tol
+    assert np.all(np.asarray(sol.iterations[:2]) < 20)
+    assert np.all(np.asarray(sol.result[:2]) == Result.CONVERGED)
     assert sol.states.dtype == jnp.float64
+
+
+def test_nan_params_are_flagged_not_finite(batch):
+    """A NaN rho leaves the fixed-point map finite (the maximiser maps a NaN to 0) but not
+    the costates and payoffs: the point is reported NOT_FINITE, never converged."""
+    _, sol = batch
+    assert not np.all(np.isfinite(np.asarray(sol.payoffs[2])))
+    assert not bool(sol.converged[2]) and int(sol.result[2]) == Result.NOT_FINITE
 
 
 def test_regime_of_spec(batch):
@@ -57,7 +67,7 @@ def test_rest_point_independent_of_sigma(batch):
 
 def test_costates_satisfy_terminal_condition(batch):
     _, sol = batch
-    np.testing.assert_allclose(sol.costates[:, -1], 0.0, atol=1e-12)
+    np.testing.assert_allclose(sol.costates[:2, -1], 0.0, atol=1e-12)
 
 
 def test_direct_method_finds_no_profitable_deviation(batch):
