@@ -41,6 +41,8 @@ from jaxtwin.core.config import (ConfigError, require_choice, require_int, requi
                                  require_range)
 from jaxtwin.core.env import Environment
 from jaxtwin.learn.gae import compute_gae
+from jaxtwin.learn.ppo_losses import approx_kl, clipped_surrogate_loss, clipped_value_loss
+from jaxtwin.nets.init import seedwise_init
 from jaxtwin.nets.actor_critic import (ACTIVATIONS, ActorCritic, gaussian_entropy,
                                        gaussian_log_prob, gaussian_sample)
 
@@ -150,35 +152,6 @@ class Transition:
     finished_length: jax.Array
 
 
-# ----------------------------------------------------------------- losses
-def clipped_surrogate_loss(log_prob: jax.Array, old_log_prob: jax.Array,
-                           advantages: jax.Array, clip_eps: float) -> jax.Array:
-    """PPO policy loss ``-mean(min(rho * A, clip(rho, 1-eps, 1+eps) * A))``, ``rho = exp(logp - logp_old)``."""
-    ratio = jnp.exp(log_prob - old_log_prob)
-    unclipped = ratio * advantages
-    clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages
-    return -jnp.mean(jnp.minimum(unclipped, clipped))
-
-
-def clipped_value_loss(values: jax.Array, old_values: jax.Array, returns: jax.Array,
-                       clip_eps: float, clip: bool = True) -> jax.Array:
-    """``0.5 * mean(max((v - R)^2, (v_clipped - R)^2))``, ``v_clipped = v_old + clip(v - v_old, +-eps)``.
-
-    With ``clip=False``, plain ``0.5 * mean((v - R)^2)``.
-    """
-    unclipped = jnp.square(values - returns)
-    if not clip:
-        return 0.5 * jnp.mean(unclipped)
-    v_clipped = old_values + jnp.clip(values - old_values, -clip_eps, clip_eps)
-    return 0.5 * jnp.mean(jnp.maximum(unclipped, jnp.square(v_clipped - returns)))
-
-
-def approx_kl(log_prob: jax.Array, old_log_prob: jax.Array) -> jax.Array:
-    """Low-variance estimator of ``KL(old || new)``: ``mean((rho - 1) - log rho)``."""
-    log_ratio = log_prob - old_log_prob
-    return jnp.mean(jnp.expm1(log_ratio) - log_ratio)
-
-
 # ----------------------------------------------------------------- helpers
 def _spaces(env: Environment, env_params: Any):
     action_space = env.action_space(env_params)
@@ -193,34 +166,6 @@ def _spaces(env: Environment, env_params: Any):
 def _network(config: PPOConfig, action_dim: int) -> ActorCritic:
     return ActorCritic(action_dim=action_dim, hidden=config.hidden,
                        activation=config.activation, init_log_std=config.init_log_std)
-
-
-def _param_init(network: ActorCritic, obs_dim: int) -> Callable[[jax.Array], Any]:
-    """``init_params(key) -> params`` whose ``vmap`` initialises one seed at a time.
-
-    Why: the orthogonal initialisers run LAPACK QR, and jaxlib 0.10.x's CPU
-    LAPACK kernels split a *batched* call over XLA's intra-op thread pool and
-    block their pool thread until the pieces finish. The network's QRs are
-    independent, so the executor starts several at once, one per pool thread;
-    on a 2-core CPU that leaves no thread to run the pieces and the program
-    never finishes (PPO ``vmap``-ed over seeds at 2x128;
-    ``lapack_sorgqr_ffi`` in ``jax::ParallelBatchMap``). Under ``vmap`` the
-    parameters are built seed by seed (``lax.map``: every QR unbatched, run
-    inline), bit for bit those of each seed initialised alone, on any backend;
-    it runs once per training, so its cost does not matter.
-    """
-    dummy_obs = jnp.zeros((1, obs_dim), jnp.float32)
-
-    @jax.custom_batching.custom_vmap
-    def init_params(key: jax.Array):
-        return network.init(key, dummy_obs)
-
-    @init_params.def_vmap
-    def _init_params_vmap(axis_size, in_batched, keys):
-        params = jax.lax.map(init_params, keys)  # keys: the only input, so batched
-        return params, jax.tree.map(lambda _: True, params)
-
-    return init_params
 
 
 def _raw_key(key: jax.Array) -> jax.Array:
@@ -259,7 +204,7 @@ def make_train_chunks(config: PPOConfig, env: Environment, env_params: Any = Non
     action_dim = int(np.prod(act_shape))
     obs_dim = int(np.prod(obs_shape))
     network = _network(config, action_dim)
-    init_params = _param_init(network, obs_dim)
+    init_params = seedwise_init(network, jnp.zeros((1, obs_dim), jnp.float32))
     n_envs, n_steps = config.num_envs, config.num_steps
 
     if config.anneal_lr:
