@@ -32,6 +32,7 @@ from gymnax.environments import environment, spaces
 
 from jaxtwin.civic.env import CivicEnv
 from jaxtwin.core.config import ConfigError
+from jaxtwin.core.spaces import discrete_index
 
 DEFAULT_LEVELS = (-1.0, 0.7, 0.85, 1.0)
 """Per-Head effort levels (native action values) of :func:`discrete`."""
@@ -120,15 +121,7 @@ class DiscreteCivic(environment.Environment):
         rejected with ``ValueError``; a traced one (inside ``jit``/``vmap``) is
         projected: NaN -> 0, rounded, clipped.
         """
-        if not isinstance(index, jax.core.Tracer):
-            a = np.asarray(index)
-            v = a.astype(np.float64) if a.shape == () and a.dtype != object else None
-            if v is None or not (np.isfinite(v) and v == np.round(v) and 0 <= v < self._n):
-                raise ValueError(f"CIVIC discrete action={index!r}: must be one integer (shape ()) in 0..{self._n - 1}")
-        elif jnp.shape(index) != ():
-            raise ValueError(f"CIVIC discrete action: shape must be (), got {jnp.shape(index)}")
-        i = jnp.nan_to_num(jnp.asarray(index, jnp.float32), nan=0.0)
-        return self._table[jnp.clip(jnp.round(i), 0, self._n - 1).astype(jnp.int32)]
+        return self._table[discrete_index(index, self._n, "CIVIC discrete")]
 
     def reset_env(self, key, params):
         """The raw env's episode start."""

@@ -15,10 +15,10 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from gymnax.environments import environment, spaces
 
 from jaxtwin.coevodt.env import AGENTS, N_ACTIONS, N_AGENTS, CoEvoEnv, observation
+from jaxtwin.core.spaces import discrete_index
 
 N_JOINT = N_ACTIONS ** N_AGENTS
 """Number of joint actions of the single controller (27)."""
@@ -33,16 +33,7 @@ def decode_joint_action(index) -> jax.Array:
     an integer in ``0..26`` is rejected with ``ValueError``; a traced one
     (inside ``jit``/``vmap``) is projected: NaN -> 0, rounded, clipped.
     """
-    if not isinstance(index, jax.core.Tracer):
-        a = np.asarray(index)
-        v = a.astype(np.float64) if a.shape == () and a.dtype != object else None
-        if v is None or not (np.isfinite(v) and v == np.round(v) and 0 <= v < N_JOINT):
-            raise ValueError(f"single_controller action={index!r}: must be one integer (shape ()) in "
-                             f"0..{N_JOINT - 1} (9*content + 3*infra + user)")
-    elif jnp.shape(index) != ():
-        raise ValueError(f"single_controller action: shape must be (), got {jnp.shape(index)}")
-    i = jnp.nan_to_num(jnp.asarray(index, jnp.float32), nan=0.0)
-    i = jnp.clip(jnp.round(i), 0, N_JOINT - 1).astype(jnp.int32)
+    i = discrete_index(index, N_JOINT, "single_controller")  # 9*content + 3*infra + user
     return (i // jnp.asarray(_RADIX, jnp.int32)) % N_ACTIONS
 
 

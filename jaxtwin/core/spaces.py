@@ -69,3 +69,21 @@ def conforms(space: Space, x) -> bool:
     if tuple(x.shape) != tuple(space.shape) or x.dtype != jnp.dtype(space.dtype):
         return False
     return bool(jnp.all(jnp.isfinite(x))) and bool(space.contains(x))
+
+
+def discrete_index(index, n: int, what: str) -> jax.Array:
+    """``index`` as an ``int32`` scalar in ``0..n-1``, for discrete-action views.
+
+    A concrete index that is not one integer in range raises ``ValueError``
+    naming ``what``; a traced one (inside ``jit``/``vmap``) cannot be checked
+    and is projected: NaN -> 0, rounded, clipped to ``0..n-1``.
+    """
+    if not isinstance(index, jax.core.Tracer):
+        a = np.asarray(index)
+        v = a.astype(np.float64) if a.shape == () and a.dtype != object else None
+        if v is None or not (np.isfinite(v) and v == np.round(v) and 0 <= v < n):
+            raise ValueError(f"{what} action={index!r}: must be one integer (shape ()) in 0..{n - 1}")
+    elif jnp.shape(index) != ():
+        raise ValueError(f"{what} action: shape must be (), got {jnp.shape(index)}")
+    i = jnp.nan_to_num(jnp.asarray(index, jnp.float32), nan=0.0)
+    return jnp.clip(jnp.round(i), 0, n - 1).astype(jnp.int32)
