@@ -198,16 +198,12 @@ def _network(config: PPOConfig, action_dim: int) -> ActorCritic:
 def _param_init(network: ActorCritic, obs_dim: int) -> Callable[[jax.Array], Any]:
     """``init_params(key) -> params`` whose ``vmap`` initialises one seed at a time.
 
-    Why: the orthogonal initialisers run LAPACK QR, and jaxlib 0.10.x's CPU
-    LAPACK kernels split a *batched* call over XLA's intra-op thread pool and
-    block their pool thread until the pieces finish. The network's QRs are
-    independent, so the executor starts several at once, one per pool thread;
-    on a 2-core CPU that leaves no thread to run the pieces and the program
-    never finishes (PPO ``vmap``-ed over seeds at 2x128;
-    ``lapack_sorgqr_ffi`` in ``jax::ParallelBatchMap``). Under ``vmap`` the
-    parameters are built seed by seed (``lax.map``: every QR unbatched, run
-    inline), bit for bit those of each seed initialised alone, on any backend;
-    it runs once per training, so its cost does not matter.
+    Why: the orthogonal initialisers run LAPACK QRs, and jaxlib 0.10.x's CPU kernels
+    split a *batched* call over XLA's intra-op pool and block their pool thread until
+    the pieces finish; the independent QRs start at once, one per pool thread, and on
+    2 cores nothing is left to run the pieces (``lapack_sorgqr_ffi`` in
+    ``jax::ParallelBatchMap``: PPO over seeds at 2x128 never finished). Unbatched QRs
+    run inline, and each seed's parameters equal its own single-seed ones bit for bit.
     """
     dummy_obs = jnp.zeros((1, obs_dim), jnp.float32)
 
