@@ -23,6 +23,24 @@ SYSTEMS: dict[str, tuple[str, str]] = {
 }
 
 
+def _prepare_devices_early(argv: list[str]) -> None:
+    """Split a CPU for ``--devices`` before the system's modules are imported:
+    importing gymnax (under every environment) starts JAX's backend, after
+    which the device count is fixed. Options the full parser will reject are
+    left for it to report."""
+    from jaxtwin.core import sharding
+    from jaxtwin.core.config import ConfigError
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--devices", type=int, default=None)
+    pre.add_argument("--config", dest="_config_file", default=None)
+    try:
+        ns, _ = pre.parse_known_args(argv)
+        sharding.prepare_devices(sharding.cli_devices(ns, ns._config_file))
+    except (ConfigError, SystemExit):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``jaxtwin`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -49,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from jaxtwin.core.compile_cache import enable_compilation_cache
 
     enable_compilation_cache()  # before any JAX work: later runs load compiled programs from disk
+    _prepare_devices_early(argv[1:])
     system = importlib.import_module(SYSTEMS[ns.system][0]).SYSTEM
     return int(system.main(argv[1:], prog=f"jaxtwin {ns.system}") or 0)
 
