@@ -12,6 +12,7 @@ from gymnax.wrappers import FlattenObservationWrapper, LegacyStepAPIWrapper, Log
 from jaxtwin import civic
 from jaxtwin.civic.env import CivicEnv
 from jaxtwin.core.config import ConfigError
+from tests.helpers import scan_rollout
 
 HORIZON = 4
 
@@ -87,13 +88,7 @@ def test_steps_exactly_like_raw_env(env):
     idx = jax.random.randint(jax.random.PRNGKey(6), (n,), 0, view.num_actions)
 
     def rollout(e, to_action):
-        obs, state = e.reset(keys[0], params)
-
-        def body(state, x):
-            key, a = x
-            obs, state, reward, term, trunc, info = e.step(key, state, to_action(a), params)
-            return state, (obs, state, reward, term, trunc, info["final_observation"])
-        return obs, jax.lax.scan(body, state, (keys[1:], idx))[1]
+        return scan_rollout(e, params, keys, idx, to_action)
 
     # the raw env fed native_action(index) in the same place of the program: bitwise equal
     out_v = jax.jit(lambda: rollout(view, lambda a: a))()

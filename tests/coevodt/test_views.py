@@ -15,6 +15,7 @@ from gymnax.wrappers import FlattenObservationWrapper, LegacyStepAPIWrapper, Log
 from jaxtwin import coevodt
 from jaxtwin.coevodt.env import CoEvoEnv
 from jaxtwin.coevodt.views import decode_joint_action, encode_joint_action
+from tests.helpers import scan_rollout
 
 T = 4  # short episodes so rollouts cross an auto-reset
 N_STEPS = 10
@@ -67,13 +68,7 @@ def test_single_controller_steps_exactly_like_raw_env():
     joint = jax.random.randint(jax.random.PRNGKey(4), (N_STEPS,), 0, 27)
 
     def rollout(e, to_action):
-        obs, state = e.reset(keys[0], params)
-
-        def body(state, x):
-            key, a = x
-            obs, state, reward, term, trunc, info = e.step(key, state, to_action(a), params)
-            return state, (obs, state, reward, term, trunc, info["final_observation"])
-        return obs, jax.lax.scan(body, state, (keys[1:], joint))[1]
+        return scan_rollout(e, params, keys, joint, to_action)
 
     obs_v, (o_v, s_v, r_v, te_v, tr_v, f_v) = jax.jit(lambda: rollout(view, lambda a: a))()
     obs_r, (o_r, s_r, r_r, te_r, tr_r, f_r) = jax.jit(lambda: rollout(env, decode_joint_action))()

@@ -1,0 +1,17 @@
+"""Helpers shared by several test modules."""
+from __future__ import annotations
+
+import jax
+
+
+def scan_rollout(env, params, keys, actions, to_action=lambda a: a):
+    """``(obs0, (obs, state, reward, terminated, truncated, final_obs))`` of ``env``
+    stepped once per entry of ``actions`` in one ``lax.scan`` (``keys[0]`` resets,
+    ``keys[1:]`` step), each action mapped through ``to_action`` first."""
+    obs, state = env.reset(keys[0], params)
+
+    def body(state, x):
+        key, a = x
+        obs, state, reward, term, trunc, info = env.step(key, state, to_action(a), params)
+        return state, (obs, state, reward, term, trunc, info["final_observation"])
+    return obs, jax.lax.scan(body, state, (keys[1:], actions))[1]
