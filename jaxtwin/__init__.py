@@ -28,5 +28,6 @@ _all, __getattr__, __dir__ = lazy_exports(__name__, {
     "ActorCritic": "jaxtwin.nets.actor_critic", "PolicyNet": "jaxtwin.nets.policy",
     "LSTMForecaster": "jaxtwin.nets.forecaster",
     "ConfigError": "jaxtwin.core.config",
+    "ResultError": "jaxtwin.core.errors",
 })
 __all__ = ["__version__", *_all]

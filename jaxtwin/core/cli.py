@@ -11,7 +11,8 @@ argparse parsers (every config field an option, see
 command shares (``--config``, ``--out``, ``--overwrite/--no-overwrite``,
 ``--progress/--no-progress``) and the multi-device epilogue, and runs the
 command: devices prepared before any JAX work, config built from defaults,
-file and flags, one ``error: ...`` line and exit code 2 on a bad config.
+file and flags, one ``error: ...`` line and exit code 2 on a bad config
+(exit code 1 on a :class:`~jaxtwin.core.errors.ResultError`).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from jaxtwin.core import sharding
 from jaxtwin.core.config import ConfigError, LineFormatter, add_dataclass_arguments, config_from_args
+from jaxtwin.core.errors import ResultError
 
 MULTI_DEVICE_EPILOG = (
     "Multiple devices: --devices 0 spreads {batch} over every device (--devices N: the first N "
@@ -157,6 +159,9 @@ class System:
         except ConfigError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except ResultError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         if command.report is not None:
             command.report(result, Path(ns._out))
         what = " ".join(p for p in (prog, name, getattr(ns, "_select", "")) if p)
