@@ -64,12 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     if ns.system is None:
         parser.print_help()
         return 2
-    from jaxtwin.core.compile_cache import enable_compilation_cache
+    try:
+        from jaxtwin.core.compile_cache import enable_compilation_cache
 
-    enable_compilation_cache()  # before any JAX work: later runs load compiled programs from disk
-    _prepare_devices_early(argv[1:])
-    system = importlib.import_module(SYSTEMS[ns.system][0]).SYSTEM
-    return int(system.main(argv[1:], prog=f"jaxtwin {ns.system}") or 0)
+        enable_compilation_cache()  # before any JAX work: later runs load compiled programs from disk
+        _prepare_devices_early(argv[1:])
+        system = importlib.import_module(SYSTEMS[ns.system][0]).SYSTEM
+        return int(system.main(argv[1:], prog=f"jaxtwin {ns.system}") or 0)
+    except KeyboardInterrupt:  # before the run started (imports): nothing to resume
+        print(f"interrupted: jaxtwin {ns.system} stopped before it started", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,7 +32,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxtwin.core import artifacts, sharding
+from jaxtwin.core import artifacts, provenance, sharding
 from jaxtwin.core.config import (ConfigError, record_config, require_choice, require_int,
                                  require_positive, require_range)
 from jaxtwin.civic import figures
@@ -329,11 +329,10 @@ EXPERIMENTS = {"noncoop": run_noncoop, "tolerance": run_tolerance, "coop": run_c
 def run(config: CivicConfig, out_dir, *, overwrite: bool = False, progress: bool = True) -> list[dict]:
     """Run ``config.experiment`` into ``out_dir`` (skips if its results exist unless ``overwrite``)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    record_config(out, config, overwrite=overwrite)
     done = out / ("adapt_curve.csv" if config.experiment == "adapt" else "results.csv")
     if done.exists() and not overwrite:
         return artifacts.read_csv(done)
-    record_config(out, config)
     return EXPERIMENTS[config.experiment](config, out, overwrite=overwrite, progress=progress)
 
 
@@ -346,12 +345,16 @@ def run_train(config: CivicConfig, out_dir, *, overwrite: bool = False, progress
     """PPO on one scenario (``n_msps``, ``horizon``, ``cooperative``), checkpointed in ``out_dir``;
     returns the per-update training metrics."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    record_config(out, config)
+    record_config(out, config, overwrite=overwrite)
+    if overwrite:  # the agent is trained again: an evaluation of the old one would be mislabelled
+        provenance.discard(out / EVALUATION_RECORD)
     env, p = _scenario(config)
     _, m = train_agent(env, p, config.agent, _key(config, 51), out, progress=progress, overwrite=overwrite)
     figures.training(out, m)
     return m
+
+
+EVALUATION_RECORD = "evaluation_config.json"
 
 
 def run_evaluate(config: CivicConfig, out_dir, *, overwrite: bool = False, progress: bool = True) -> list[dict]:
@@ -364,7 +367,9 @@ def run_evaluate(config: CivicConfig, out_dir, *, overwrite: bool = False, progr
              else ("Random", "Saving", "Average", "Max", "Myopic-Optimal"))
     pols = {n: make_baseline(n, env) for n in names}
     pols["DRL-GCP" if config.cooperative else "DRL"] = drl_policy(env, p, config.agent, net)
-    record_config(out, config, name="evaluation_config.json")
+    # the evaluation depends on the agent (its training's fingerprint), not on how it was trained
+    record_config(out, config, name=EVALUATION_RECORD, overwrite=overwrite, ignore=("agent",),
+                  inputs={"agent": provenance.record_fingerprint(out / "config.json")})
     rows = evaluate_policies(env, p, pols, config.eval_episodes, _key(config, 52), devices=config.devices)
     artifacts.write_csv(out / "evaluation.csv", rows)
     artifacts.write_csv(out / "evaluation_summary.csv", _summary(rows, ("policy",)))

@@ -368,7 +368,8 @@ def run(config: CoEvoDTConfig, out_dir, *, overwrite: bool = False, progress: bo
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    record_config(out_dir, config)
+    # modes and the sensitivity study are separate pieces: any subset may share a folder
+    record_config(out_dir, config, overwrite=overwrite, ignore=("mode", "sensitivity"))
     results, setup_cache = {}, {}
     for mode in config.modes():
         mode_dir = out_dir / mode

@@ -1,5 +1,10 @@
 """Result files written atomically (temp file + rename) so an interrupted run
-never leaves a half-written CSV/JSON/PNG, plus run metadata and resume checks."""
+never leaves a half-written CSV/JSON/PNG, plus run metadata and resume checks.
+
+Files get the permissions of an ordinary ``open`` (``0666`` less the umask), not
+the ``0600`` of the temporary file. A folder claimed by a run
+(:func:`jaxtwin.core.provenance.claim_output`) lists every file written under
+it, so a rerun with other options can delete exactly what the old run wrote."""
 from __future__ import annotations
 
 import csv
@@ -16,7 +21,34 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 
+_TRACKED: dict[Path, Path] = {}  # claimed output folder -> its list of written files
+
+
+def track_writes(root: str | os.PathLike, manifest: str | os.PathLike) -> None:
+    """From now on, list every file written under ``root`` (relative path, one per line)
+    in ``manifest``."""
+    _TRACKED[Path(root).resolve()] = Path(manifest)
+
+
+def _record_write(path: Path) -> None:
+    path = path.resolve()
+    roots = [r for r in _TRACKED if r == path.parent or r in path.parents]
+    if roots:
+        root = max(roots, key=lambda r: len(r.parts))  # the innermost claimed folder
+        manifest = _TRACKED[root]
+        if path != manifest:
+            with open(manifest, "a") as fh:
+                fh.write(f"{path.relative_to(root)}\n")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (never half-written)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -24,12 +56,14 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _record_write(path)
 
 
 def _plain(value: Any) -> Any:

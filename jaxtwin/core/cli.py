@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping, Protocol
 from jaxtwin.core import sharding
 from jaxtwin.core.config import ConfigError, LineFormatter, add_dataclass_arguments, config_from_args
 from jaxtwin.core.errors import ResultError
+from jaxtwin.core.interrupt import EXIT_CODE, prompt_interrupt
 
 MULTI_DEVICE_EPILOG = (
     "Multiple devices: --devices 0 spreads {batch} over every device (--devices N: the first N "
@@ -147,6 +148,9 @@ class System:
         ns = self.parser(prog).parse_args(argv)
         name = getattr(ns, "_command", "")
         command = self.commands[name]
+        what = " ".join(p for p in (prog, name, getattr(ns, "_select", "")) if p)
+        stopped = (f"interrupted: {what} stopped; the finished results and checkpoints in {ns._out} "
+                   "are kept: rerun the same command to resume")
         t0 = time.perf_counter()
         try:
             sharding.prepare_devices(sharding.cli_devices(ns, ns._config_file))  # before any JAX work
@@ -155,7 +159,11 @@ class System:
                 config = config_from_args(command.config, ns, config_file=ns._config_file, overrides=overrides)
             except TypeError as err:  # a value the dataclass itself cannot take
                 raise ConfigError(f"{command.config.__name__}: {err}") from None
-            result = command.run(config, ns._out, overwrite=ns._overwrite, progress=ns._progress)
+            with prompt_interrupt(stopped):
+                result = command.run(config, ns._out, overwrite=ns._overwrite, progress=ns._progress)
+        except KeyboardInterrupt:
+            print(stopped, file=sys.stderr)
+            return EXIT_CODE
         except ConfigError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -164,6 +172,5 @@ class System:
             return 1
         if command.report is not None:
             command.report(result, Path(ns._out))
-        what = " ".join(p for p in (prog, name, getattr(ns, "_select", "")) if p)
         print(f"{what}: done in {time.perf_counter() - t0:.1f} s; results in {ns._out}")
         return 0

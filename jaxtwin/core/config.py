@@ -7,8 +7,8 @@ dotted options, ``--env.T 30``; booleans ``--flag/--no-flag``) into argparse
 options whose help text comes from ``field(metadata={"help": ...})``;
 :func:`config_from_args` builds the config back from the parsed flags over a
 base (defaults or a TOML/JSON file, :func:`load_config_file`), and
-:func:`record_config` writes the ``config.json`` every run leaves beside its
-results. The command-line shell built on these is :mod:`jaxtwin.core.cli`.
+:func:`record_config` claims the output folder and writes the ``config.json``
+every run leaves beside its results. The command-line shell built on these is :mod:`jaxtwin.core.cli`.
 """
 from __future__ import annotations
 
@@ -286,11 +286,18 @@ def config_from_args(cls: type, namespace: argparse.Namespace, *,
     return build_config(cls, values, base)
 
 
-def record_config(out_dir: str | Path, config: Any, *, name: str = "config.json", **extra: Any) -> Path:
-    """Write ``out_dir/name``: the run's config, ``extra`` fields and the environment
-    (package versions, devices). Every experiment records its config through this one
-    function, so the file has one layout for every system."""
-    from jaxtwin.core import artifacts
+def record_config(out_dir: str | Path, config: Any, *, name: str = "config.json",
+                  overwrite: bool = False, ignore: typing.Collection[str] = (),
+                  inputs: dict[str, str] | None = None, **extra: Any) -> Path:
+    """Claim ``out_dir`` for ``config`` and write ``out_dir/name``: the config, ``extra``
+    fields, the environment (package versions, devices) and the fingerprint of the config
+    and versions. Call it before any computation: a folder that holds results of other
+    options is refused (or, with ``overwrite``, emptied of them) here, so nothing is
+    computed in vain or saved under the wrong label. ``ignore`` names config fields left
+    out of the fingerprint (with the fields under them), ``inputs`` adds the fingerprints
+    of what the run reads (see :mod:`jaxtwin.core.provenance`). Every experiment records
+    its config through this one function, so the file has one layout for every system."""
+    from jaxtwin.core import provenance
 
-    return artifacts.write_json(Path(out_dir) / name, {"config": config, **extra,
-                                                      "environment": artifacts.environment_info()})
+    return provenance.claim_output(out_dir, config, name=name, overwrite=overwrite, ignore=ignore,
+                                   inputs=inputs, extra=extra)

@@ -367,11 +367,13 @@ def run(config: SyncGameConfig, out_dir, *, overwrite: bool = False, progress: b
     """Run ``config.command`` (one step of :data:`STEPS`, or ``all``), writing results under
     ``out_dir``; returns the summary (also in ``summary.json``)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    # steps and sensitivity studies are pieces of one study: they share a folder when the
+    # other options agree
+    record_config(out, config, overwrite=overwrite, ignore=("command", "studies"),
+                  extra_vsp_deltas=EXTRA_VSP_DELTAS, focal_vsp=FOCAL + 1,
+                  studies={n: _grid(config, n) for n in config.studies})
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    record_config(out, config, extra_vsp_deltas=EXTRA_VSP_DELTAS, focal_vsp=FOCAL + 1,
-                  studies={n: _grid(config, n) for n in config.studies})
     for name, step in STEPS.items():
         if config.command in (name, "all"):
             step(config, out, summary, overwrite=overwrite, progress=progress)

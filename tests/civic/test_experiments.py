@@ -89,8 +89,10 @@ def test_train_resume_and_evaluate_never_trains(tmp_path, monkeypatch, capsys):
 
     with monkeypatch.context() as m:
         _interrupt_after_first_chunk(m)
-        with pytest.raises(KeyboardInterrupt):
-            main(["civic", "train", *args])
+        assert main(["civic", "train", *args]) == 130   # Ctrl-C: one line saying how to resume
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted: jaxtwin civic train stopped") and "rerun the same command" in err
+    assert "Traceback" not in err
     assert len(read_csv(out / "train_metrics.csv")) == 1 and (out / "checkpoint.msgpack").exists()
     assert main(["civic", "evaluate", *args]) == 2
     err = capsys.readouterr().err

@@ -55,11 +55,10 @@ def run(config: ToyConfig, out_dir, *, overwrite: bool = False, progress: bool =
     """Every episode in one program; ``results.csv`` (``episode, heads``) and ``config.json``.
     A finished run is skipped unless ``overwrite``."""
     out = Path(out_dir)
+    record_config(out, config, overwrite=overwrite)  # first: refuses a folder of other options
     done = out / "results.csv"
     if done.exists() and not overwrite:
         return artifacts.read_csv(done)
-    out.mkdir(parents=True, exist_ok=True)
-    record_config(out, config)
     keys = jax.random.split(jax.random.PRNGKey(config.seed), config.episodes)
     one = jax.vmap(lambda k: heads(k, config.coin.p, config.flips, config.antithetic))
     counts = sharding.sharded_call(jax.jit(one), config.devices)(keys)

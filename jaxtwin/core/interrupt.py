@@ -1,0 +1,73 @@
+"""Ctrl-C that stops a run promptly and says how to resume it.
+
+Python delivers SIGINT as ``KeyboardInterrupt`` only between bytecodes, so a run
+inside a long XLA compilation or a compiled chunk would ignore Ctrl-C until
+that returns (measured: ~13 s during a compilation). :func:`prompt_interrupt`
+also wakes a watchdog thread through :func:`signal.set_wakeup_fd` (written by
+the C-level handler at once, while the main thread is still inside XLA, which
+releases the GIL): if the main thread has not stopped ``grace_s`` seconds
+later, the watchdog prints the message and ends the process. That is safe
+because every result file is written atomically (temp file + rename) and every
+checkpoint is a finished chunk, so nothing half-written is left for a rerun.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+EXIT_CODE = 130  # the shell's convention for a process ended by SIGINT
+
+
+@contextmanager
+def prompt_interrupt(message: str, grace_s: float = 1.0) -> Iterator[threading.Event]:
+    """Within the block, a Ctrl-C ends the process within ``grace_s`` seconds after
+    printing ``message`` on stderr, even if the main thread is inside compiled code.
+
+    The main thread still gets ``KeyboardInterrupt`` when it reaches Python code
+    first; its handler sets the yielded event so the watchdog stands down. Outside
+    the main thread (or where signals cannot be set) the block runs unguarded.
+    """
+    handled = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield handled
+        return
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    try:
+        previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except ValueError:  # pragma: no cover - not the main interpreter
+        os.close(read_fd)
+        os.close(write_fd)
+        yield handled
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                signum = os.read(read_fd, 1)
+            except OSError:
+                return
+            if not signum or done.is_set():
+                return
+            if signum[0] == signal.SIGINT and not handled.wait(grace_s) and not done.is_set():
+                print(message, file=sys.stderr, flush=True)
+                os._exit(EXIT_CODE)
+
+    watchdog = threading.Thread(target=watch, name="jaxtwin-interrupt", daemon=True)
+    watchdog.start()
+    try:
+        yield handled
+    except KeyboardInterrupt:
+        handled.set()
+        raise
+    finally:
+        done.set()
+        signal.set_wakeup_fd(previous_fd)
+        os.close(write_fd)  # wakes the watchdog with an empty read
+        watchdog.join(timeout=1.0)
+        os.close(read_fd)
