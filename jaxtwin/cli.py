@@ -13,7 +13,7 @@ import argparse
 import importlib
 import sys
 
-from jaxtwin.core.config import LineFormatter
+from jaxtwin.core.config import LineFormatter, Parser
 
 # name -> (module defining SYSTEM, summary for `jaxtwin --help`)
 SYSTEMS: dict[str, tuple[str, str]] = {
@@ -44,7 +44,7 @@ def _prepare_devices_early(argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``jaxtwin`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="jaxtwin", formatter_class=LineFormatter,
         description="JAX-accelerated digital-twin resource-management simulators. "
                     "Run `jaxtwin <system> --help` for a system's options.",

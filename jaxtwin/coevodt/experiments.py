@@ -367,7 +367,6 @@ def run(config: CoEvoDTConfig, out_dir, *, overwrite: bool = False, progress: bo
     Returns ``{mode: aggregate rows}`` for the modes run or found.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     # modes and the sensitivity study are separate pieces: any subset may share a folder
     record_config(out_dir, config, overwrite=overwrite, ignore=("mode", "sensitivity"))
     results, setup_cache = {}, {}
@@ -387,7 +386,9 @@ def run(config: CoEvoDTConfig, out_dir, *, overwrite: bool = False, progress: bo
         means = {s: {m: res[s][m].mean(1) for m in METRICS} for s in ("baseline", "trained")}
         results[mode] = write_aggregate(config, means, res["converged"], mode, mode_dir)
         ckpt.unlink(missing_ok=True)
-    write_ablation(config, out_dir, config.modes())
+    # every finished mode in the folder (all share these options), not just this run's
+    write_ablation(config, out_dir, tuple(m for m in MODES if artifacts.all_exist(
+        _mode_files(config, out_dir / m, m))))
     if config.sensitivity and (overwrite or not artifacts.all_exist(
             [out_dir / "sensitivity.csv", out_dir / "sensitivity.png"])):
         run_sensitivity(config, out_dir)

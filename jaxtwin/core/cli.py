@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
-from jaxtwin.core import sharding
-from jaxtwin.core.config import ConfigError, LineFormatter, add_dataclass_arguments, config_from_args
+from jaxtwin.core import provenance, sharding
+from jaxtwin.core.config import ConfigError, LineFormatter, Parser, add_dataclass_arguments, config_from_args
 from jaxtwin.core.errors import ResultError
 from jaxtwin.core.interrupt import EXIT_CODE, prompt_interrupt
 
@@ -129,7 +129,7 @@ class System:
     def parser(self, prog: str) -> argparse.ArgumentParser:
         """The argparse parser of ``jaxtwin <system>``."""
         single = self.commands.get("")
-        parser = argparse.ArgumentParser(prog=prog, description=self.description, formatter_class=LineFormatter,
+        parser = Parser(prog=prog, description=self.description, formatter_class=LineFormatter,
                                          usage=single.usage() if single else None,
                                          epilog=single.epilog() if single else None)
         if single is not None:
@@ -159,6 +159,7 @@ class System:
                 config = config_from_args(command.config, ns, config_file=ns._config_file, overrides=overrides)
             except TypeError as err:  # a value the dataclass itself cannot take
                 raise ConfigError(f"{command.config.__name__}: {err}") from None
+            provenance.check_output_dir(ns._out)  # a bad --out fails before any work
             with prompt_interrupt(stopped):
                 result = command.run(config, ns._out, overwrite=ns._overwrite, progress=ns._progress)
         except KeyboardInterrupt:

@@ -123,6 +123,14 @@ class LineFormatter(argparse.HelpFormatter):
         return [line for part in text.splitlines() for line in wrap(part, width)]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with errors in the one-line form of every other error:
+    ``error: jaxtwin civic train: argument --horizon: invalid int value: 'x' (see ... --help)``."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, *,
                             prefix: str = "", exclude: typing.Collection[str] = (),
                             group: Any = None) -> None:

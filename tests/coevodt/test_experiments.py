@@ -158,3 +158,27 @@ def test_sensitivity_sweep_writes_csv_and_png(tmp_path):
     # alpha_i scales the infra action: a weaker action leaves random-policy latency higher
     base = {(r["parameter"], round(float(r["factor"]), 2)): float(r["baseline_latency_mean"]) for r in rows}
     assert base[("alpha_i", 0.7)] > base[("alpha_i", 1.3)]
+
+
+def test_rerun_with_other_options_is_refused_before_any_work(tiny_run, capsys):
+    """Issue 11: a rerun into a finished folder, or a resume, with other options never keeps the
+    old results under the new config: it is refused naming the fields (mode may differ: modes
+    are separate pieces)."""
+    def files():
+        return {p: (p.read_bytes(), p.stat().st_mtime_ns if p.parent != tiny_run else 0)
+                for p in tiny_run.rglob("*") if p.is_file() and p.name != "config.json" and p.name[0] != "."}
+
+    before = files()
+    capsys.readouterr()
+    assert main(["coevodt", "--mode", "all", "--out", str(tiny_run), *TINY, "--env.alpha-p", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "env.alpha_p=0.05 there, 0.5 here" in err
+    assert main(["coevodt", "--mode", "NoPred", "--out", str(tiny_run), *TINY, "--seed", "3",
+                 "--policy-lr", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "policy_lr=0.005 there, 0.5 here" in err and "seed=42 there, 3 here" in err
+    assert files() == before
+    # same options, one mode: reused, not recomputed (the mode folders' files keep their
+    # times), and ablation.csv still compares every finished mode
+    assert main(["coevodt", "--mode", "NoPred", "--out", str(tiny_run), *TINY]) == 0
+    assert files() == before

@@ -1,0 +1,33 @@
+"""Ctrl-C stops a run inside a long compiled computation within seconds (issue 11)."""
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+PROGRAM = textwrap.dedent("""
+    import jax, jax.numpy as jnp
+    from jaxtwin.core.interrupt import prompt_interrupt
+    # minutes of work inside one XLA call: Python's own KeyboardInterrupt waits for it
+    f = jax.jit(lambda x: jax.lax.fori_loop(0, 2_000_000_000, lambda i, v: v * 1.0000001 + 1e-9, x))
+    with prompt_interrupt("interrupted: resume with the same command"):
+        print("ready", flush=True)
+        f(jnp.ones(())).block_until_ready()
+    print("finished", flush=True)
+""")
+
+
+def test_sigint_inside_compiled_code_ends_the_process_promptly_with_one_line():
+    proc = subprocess.Popen([sys.executable, "-c", PROGRAM], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert time.monotonic() - t0 < 5.0
+    assert proc.returncode == 130 and out == ""
+    assert err == "interrupted: resume with the same command\n"
