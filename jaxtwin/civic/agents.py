@@ -25,6 +25,7 @@ from flax import serialization
 
 from jaxtwin.core import artifacts
 from jaxtwin.core.config import ConfigError, require_int, require_positive, require_range
+from jaxtwin.core.progress import progress_bar
 from jaxtwin.civic.baselines import from_actor
 from jaxtwin.civic.env import CivicEnv, EnvParams
 from jaxtwin.learn import ppo
@@ -96,20 +97,16 @@ def train_agent(env: CivicEnv, params: EnvParams, agent: AgentConfig, key: jax.A
             rows = artifacts.read_csv(metrics_path)
             history = [{k: float(v) for k, v in r.items()} for r in rows]
             done_chunks = int(round(float(rows[-1]["chunk"]))) + 1 if rows else 0
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(sizes), initial=done_chunks, desc=desc or "train", leave=False,
-               disable=not progress)
-    for c in range(done_chunks, len(sizes)):
-        runner, m = run_updates(runner, sizes[c])
-        m = jax.tree.map(np.asarray, m)
-        for i in range(sizes[c]):
-            history.append({"chunk": c, **{k: float(v[i]) for k, v in m.items()}})
-        if ckpt is not None:
-            artifacts._atomic_write_bytes(ckpt, ppo.runner_state_to_bytes(runner))
-            artifacts.write_csv(metrics_path, history)
-        bar.update(1)
-    bar.close()
+    with progress_bar(len(sizes), desc or "train", enabled=progress, initial=done_chunks) as bar:
+        for c in range(done_chunks, len(sizes)):
+            runner, m = run_updates(runner, sizes[c])
+            m = jax.tree.map(np.asarray, m)
+            for i in range(sizes[c]):
+                history.append({"chunk": c, **{k: float(v[i]) for k, v in m.items()}})
+            if ckpt is not None:
+                artifacts._atomic_write_bytes(ckpt, ppo.runner_state_to_bytes(runner))
+                artifacts.write_csv(metrics_path, history)
+            bar.update(1)
     if ckpt_dir is not None and (done_chunks < len(sizes) or not (ckpt_dir / FINISHED).exists()):
         artifacts.write_json(ckpt_dir / FINISHED, {"agent": agent, "scenario": scenario_shape(env),
                                                    "updates": n_updates})

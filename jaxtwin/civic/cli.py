@@ -5,26 +5,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from jaxtwin.core.cli import Command, System
+from jaxtwin.core.report import grouped_ci_table
 from jaxtwin.civic.experiments import EXPERIMENTS, CivicConfig, run, run_evaluate, run_train
+
+
+HEADLINE = ("completion_pct", "fulfillment_requests_pct", "served_clients", "episode_return")
 
 
 def report_training(metrics: dict, out: Path) -> None:
     """The last update's mean episode return and the environment steps taken."""
     if len(metrics.get("mean_return", [])):
-        print(f"PPO: mean episode return {metrics['mean_return'][-1]:.3f} after "
+        print(f"PPO: mean episode return {metrics['mean_return'][-1]:.4g} after "
               f"{int(metrics['env_steps'][-1])} environment steps")
 
 
-def report_evaluation(rows: list[dict], out: Path) -> None:
-    """Per policy: completion, fulfilled share of requests, total cost and immersion (means over seeds)."""
-    cols = ("completion_pct", "fulfillment_requests_pct", "total_cost", "mean_immersion")
-    print(f"{'policy':16s}" + "".join(f"{c:>26s}" for c in cols))
-    for policy in dict.fromkeys(r["policy"] for r in rows):
-        mine = [r for r in rows if r["policy"] == policy]
-        print(f"{policy:16s}" + "".join(f"{np.mean([r[c] for r in mine]):26.4f}" for c in cols))
+def report_results(rows: list[dict], out: Path) -> None:
+    """Per scenario and policy: completion, fulfilled share of requests, served clients and the
+    episode return, each as mean ± 95% CI over the evaluation episodes."""
+    if not rows or "policy" not in rows[0] or not all(m in rows[0] for m in HEADLINE):
+        print(f"{len(rows)} rows: see the CSVs in {out}")
+        return
+    keys = [k for k in ("n_msps", "horizon", "requests", "ratio", "tolerance") if k in rows[0]] + ["policy"]
+    grouped_ci_table(rows, keys, HEADLINE, title="CIVIC: evaluation over the episodes")
 
 
 SYSTEM = System(
@@ -32,11 +35,12 @@ SYSTEM = System(
                 "baselines; see jaxtwin.civic.experiments).",
     commands={
         "experiment": Command(CivicConfig, run, help="run one of the spec's experiments",
-                              select="experiment", choices=EXPERIMENTS, batch="the evaluation episodes"),
+                              select="experiment", choices=EXPERIMENTS, batch="the evaluation episodes",
+                              report=report_results),
         "train": Command(CivicConfig, run_train, help="train PPO on one scenario (checkpoint + resume)",
                          exclude=("experiment",), batch="the evaluation episodes", report=report_training),
         "evaluate": Command(CivicConfig, run_evaluate, exclude=("experiment",), batch="the evaluation episodes",
                             help="evaluate the agent trained in --out against the baselines "
-                                 "(loads it; run `train` first)", report=report_evaluation),
+                                 "(loads it; run `train` first)", report=report_results),
     },
 )

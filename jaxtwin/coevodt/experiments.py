@@ -207,7 +207,7 @@ def train_mode(cfg: CoEvoDTConfig, mode: str, *, progress: bool = True,
             _save_checkpoint(checkpoint, i + 1, sharding.to_host(carry, n), report, done["train"])
 
     carry, _ = run_chunks(lambda c, g: group(c, g, env_params), carry, cfg.n_groups,
-                          desc=f"Co-EvoDT {mode}", disable=None if progress else True,
+                          desc=f"Co-EvoDT {mode}", progress=progress,
                           on_chunk=on_chunk, start=start)
     final = sharding.to_host(finish(carry, env_params), n)
     train = jax.tree.map(lambda x: np.moveaxis(np.asarray(x), 0, 1), done["train"])  # run axis first

@@ -22,12 +22,20 @@ import numpy as np
 
 
 _TRACKED: dict[Path, Path] = {}  # claimed output folder -> its list of written files
+_WRITTEN: dict[Path, list[Path]] = {}  # claimed output folder -> files written since the claim
 
 
 def track_writes(root: str | os.PathLike, manifest: str | os.PathLike) -> None:
     """From now on, list every file written under ``root`` (relative path, one per line)
     in ``manifest``."""
-    _TRACKED[Path(root).resolve()] = Path(manifest)
+    root = Path(root).resolve()
+    _TRACKED[root] = Path(manifest)
+    _WRITTEN[root] = []
+
+
+def written_since_claim(root: str | os.PathLike) -> list[Path]:
+    """The files written under ``root`` since it was last claimed, in order, each once."""
+    return list(dict.fromkeys(_WRITTEN.get(Path(root).resolve(), [])))
 
 
 def _record_write(path: Path) -> None:
@@ -36,6 +44,7 @@ def _record_write(path: Path) -> None:
     if roots:
         root = max(roots, key=lambda r: len(r.parts))  # the innermost claimed folder
         manifest = _TRACKED[root]
+        _WRITTEN[root].append(path)
         if path != manifest:
             with open(manifest, "a") as fh:
                 fh.write(f"{path.relative_to(root)}\n")

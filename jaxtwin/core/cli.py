@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
 from jaxtwin.core import provenance, sharding
+from jaxtwin.core.report import print_files
 from jaxtwin.core.config import ConfigError, LineFormatter, Parser, add_dataclass_arguments, config_from_args
 from jaxtwin.core.errors import ResultError
 from jaxtwin.core.interrupt import EXIT_CODE, prompt_interrupt
@@ -173,5 +174,6 @@ class System:
             return 1
         if command.report is not None:
             command.report(result, Path(ns._out))
+        print_files(ns._out)
         print(f"{what}: done in {time.perf_counter() - t0:.1f} s; results in {ns._out}")
         return 0

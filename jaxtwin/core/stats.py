@@ -32,6 +32,14 @@ def mean_std(x) -> MeanStd:
     return MeanStd(float(x.mean()), std, int(x.size))
 
 
+def t_ci_halfwidth(x, confidence: float = 0.95) -> float:
+    """Half-width of the Student-t confidence interval of the mean of ``x`` (NaN for n < 2)."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    if x.size < 2:
+        return float("nan")
+    return float(_sps.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+
+
 @dataclass(frozen=True)
 class PairedTTest:
     """Result of a paired t-test of ``a - b``: mean difference, t, two-sided p, df."""

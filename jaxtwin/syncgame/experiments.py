@@ -35,10 +35,10 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from jaxtwin.core import sharding
 from jaxtwin.core.artifacts import all_exist, write_csv, write_json
+from jaxtwin.core.progress import progress_bar
 from jaxtwin.core.config import ConfigError, record_config, require_choice, require_int, require_positive
 from jaxtwin.syncgame import figures
 from jaxtwin.syncgame.collocation import CollocationOptions, nash_collocation
@@ -224,7 +224,8 @@ def run_sensitivity(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite:
     todo = [n for n in cfg.studies
             if overwrite or not all_exist([out / f"sensitivity_{n}.csv", out / f"sensitivity_{n}.png"])]
     t_all = time.perf_counter()
-    for name in tqdm(todo, desc="sensitivity", disable=not progress):
+    bar = progress_bar(len(todo), "sensitivity", enabled=progress, unit="study")
+    for name in todo:
         vals = _grid(cfg, name)
         plist = study_params(name, vals, cfg.T)
         plist = plist + [plist[-1]] * (pad - len(plist))   # one compilation for all studies
@@ -259,6 +260,7 @@ def run_sensitivity(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite:
             max_iterations=int(np.max(np.asarray(sol.iterations))), seconds=secs, solver=cfg.sens_solver,
             **({"substeps": resolve_substeps(stacked, cfg.options(cfg.sens_n_grid)).substeps}
                if cfg.sens_solver == "pmp" else {}))
+        bar.update(1)
     if todo:
         summary["sensitivity_wall_seconds"] = time.perf_counter() - t_all
     _write_findings(cfg, out)
