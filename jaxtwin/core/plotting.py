@@ -1,17 +1,35 @@
-"""Small plotting helpers shared by the experiments.
+"""One plotting style for every figure jaxtwin writes.
 
-No backend is forced: headless machines fall back to Agg by themselves, and a
-notebook that imports jaxtwin keeps its inline backend.
+Rules every figure follows (a reviewer's checklist): a title saying what is
+shown and under which scenario; axis labels with units or "(fraction)";
+legends outside the data (to the right of the axes); error bars and bands
+always defined in the legend (``err_label``, ``band_label``: "±1 std across
+runs", "95% CI"); no error bars on deterministic values; numbers in titles
+rounded for people (:func:`fmt_values`); and nothing drawn that was not
+measured (NaN points are gaps, not zeros). The style itself (sizes, grid,
+fonts) is :data:`STYLE`, applied per figure so a notebook's settings are left
+alone. No backend is forced: headless machines fall back to Agg by
+themselves, and a notebook keeps its inline backend.
 """
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from jaxtwin.core.artifacts import save_figure
+
+STYLE = {"figure.figsize": (7.2, 4.2), "axes.grid": True, "grid.alpha": 0.3, "axes.titlesize": 11,
+         "axes.labelsize": 10, "legend.fontsize": 8, "legend.frameon": False, "xtick.labelsize": 9,
+         "ytick.labelsize": 9, "axes.spines.top": False, "axes.spines.right": False}
+
+
+def fmt_values(values: Iterable[float], digits: int = 3) -> str:
+    """``0.1, 0.3, 0.5``: numbers rounded to ``digits`` significant figures, for titles."""
+    return ", ".join(f"{float(v):.{digits}g}" for v in values)
 
 
 def smooth(x, window: int) -> np.ndarray:
@@ -25,42 +43,84 @@ def smooth(x, window: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
+@contextmanager
+def styled(nrows: int = 1, ncols: int = 1, **kwargs) -> Iterator[tuple]:
+    """``(fig, axes)`` drawn under :data:`STYLE` (``plt.subplots`` arguments pass through)."""
+    with plt.rc_context(STYLE):
+        if "figsize" not in kwargs and (nrows, ncols) != (1, 1):
+            kwargs["figsize"] = (4.6 * ncols + 1.6, 3.6 * nrows)
+        fig, axes = plt.subplots(nrows, ncols, **kwargs)
+        yield fig, axes
+
+
+def legend_outside(ax, title: str | None = None) -> None:
+    """The axes' legend to the right of the data, never over it."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                  title=title, title_fontsize=8)
+
+
+def figure_legend(fig, ax, title: str | None = None) -> None:
+    """One legend (``ax``'s entries) for a multi-panel figure, to the right of every panel."""
+    fig.tight_layout()
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.9), title=title,
+                   title_fontsize=8)
+
+
 def line_plot(path: str | os.PathLike, x, series: Mapping[str, Sequence[float]], *,
               xlabel: str, ylabel: str, title: str = "",
-              bands: Mapping[str, Sequence[float]] | None = None) -> None:
-    """One line per series (optional ±band per series), saved as PNG."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    x = np.asarray(x)
-    for name, y in series.items():
-        y = np.asarray(y)
-        (line,) = ax.plot(x, y, label=name)
-        if bands and name in bands:
-            b = np.asarray(bands[name])
-            ax.fill_between(x, y - b, y + b, alpha=0.2, color=line.get_color())
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    if len(series) > 1:
-        ax.legend()
-    ax.grid(alpha=0.3)
-    save_figure(fig, path)
+              bands: Mapping[str, Sequence[float]] | None = None, band_label: str = "±1 std",
+              log_x: bool = False) -> None:
+    """One line per series, optional ±band per series (its meaning, ``band_label``, in the
+    legend), saved as PNG. NaN values are gaps. A single series needs no legend unless it
+    has a band."""
+    with styled() as (fig, ax):
+        x = np.asarray(x, dtype=np.float64)
+        for name, y in series.items():
+            y = np.asarray(y, dtype=np.float64)
+            (line,) = ax.plot(x, y, label=name)
+            if bands and name in bands:
+                b = np.asarray(bands[name], dtype=np.float64)
+                ax.fill_between(x, y - b, y + b, alpha=0.2, color=line.get_color(), lw=0)
+        if bands:
+            ax.fill_between([], [], [], color="grey", alpha=0.2, label=f"band: {band_label}")
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if title:
+            ax.set_title(title)
+        if len(series) > 1 or bands:
+            legend_outside(ax)
+        save_figure(fig, path)
 
 
 def bar_plot(path: str | os.PathLike, categories: Sequence[str],
-             groups: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
-             ylabel: str, title: str = "") -> None:
-    """Grouped bars: ``groups[name] = (means, stds)`` over ``categories``, with error bars."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    n = len(groups)
-    width = 0.8 / max(n, 1)
-    pos = np.arange(len(categories))
-    for i, (name, (means, stds)) in enumerate(groups.items()):
-        ax.bar(pos + (i - (n - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=name)
-    ax.set_xticks(pos, categories)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.legend()
-    ax.grid(alpha=0.3, axis="y")
-    save_figure(fig, path)
+             groups: Mapping[str, tuple[Sequence[float], Sequence[float] | None]], *,
+             ylabel: str, title: str = "", err_label: str = "±1 std", rotate: bool | None = None) -> None:
+    """Grouped bars: ``groups[name] = (means, errors)`` over ``categories``. Error bars are
+    drawn only where some error is non-zero (deterministic values get none) and are defined
+    in the legend's title (``err_label``). Long category labels are rotated."""
+    with styled(figsize=(max(6.4, 0.9 * len(categories) * max(len(groups), 1) ** 0.5 + 3.0), 4.2)) as (fig, ax):
+        n = len(groups)
+        width = 0.8 / max(n, 1)
+        pos = np.arange(len(categories))
+        any_err = False
+        for i, (name, (means, errs)) in enumerate(groups.items()):
+            errs = None if errs is None or not np.any(np.asarray(errs, dtype=np.float64) > 0) else errs
+            any_err |= errs is not None
+            ax.bar(pos + (i - (n - 1) / 2) * width, means, width, yerr=errs, capsize=2, label=name,
+                   error_kw={"lw": 0.8})
+        if rotate is None:
+            rotate = sum(len(c) for c in categories) > 60
+        ax.set_xticks(pos, categories, rotation=30 if rotate else 0, ha="right" if rotate else "center")
+        ax.set_ylabel(ylabel)
+        ax.grid(False, axis="x")
+        if title:
+            ax.set_title(title)
+        if n > 1 or any_err:
+            legend_outside(ax, title=f"error bars: {err_label}" if any_err else None)
+        save_figure(fig, path)

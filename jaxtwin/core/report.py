@@ -27,6 +27,8 @@ def warn(message: str) -> None:
 
 def fmt(x: Any, digits: int = 4) -> str:
     """A number rounded for people (``digits`` significant figures), anything else as text."""
+    if x is None:
+        return "n/a"
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.number)):
         return str(x)
     x = float(x)

@@ -38,6 +38,7 @@ import numpy as np
 
 from jaxtwin.core import sharding
 from jaxtwin.core.artifacts import all_exist, write_csv, write_json
+from jaxtwin.core.plotting import fmt_values
 from jaxtwin.core.progress import progress_bar
 from jaxtwin.core.config import ConfigError, record_config, require_choice, require_int, require_positive
 from jaxtwin.syncgame import figures
@@ -161,7 +162,8 @@ def run_trajectories(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite
                                                iterations=int(sol.iterations), payoffs=np.asarray(sol.payoffs).tolist(),
                                                seconds=time.perf_counter() - t0)
         write_csv(csv, _trajectory_rows(sol))
-        figures.trajectories(png, sol, f"{m} VSPs, open-loop Nash (delta = {np.round(np.asarray(default_params(m).delta), 3).tolist()})")
+        figures.trajectories(png, sol, f"Open-loop Nash trajectories, {m} VSPs "
+                                       f"(δ = {fmt_values(np.asarray(default_params(m).delta))}, T = {cfg.T:g})")
 
 
 def run_ess(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite: bool, progress: bool) -> None:
