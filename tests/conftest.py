@@ -20,7 +20,7 @@ def run_notebook(tmp_path):
 
     Runs with the notebook's folder as working directory copy inside ``tmp_path``
     so outputs it writes do not touch the repository; returns the executed
-    notebook.
+    notebook, after checking that no cell printed a warning (a reader sees them).
     """
     import nbformat
     from nbclient import NotebookClient
@@ -30,6 +30,9 @@ def run_notebook(tmp_path):
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(tmp_path)}})
         client.execute()
+        warned = [out.get("text", "") for cell in nb.cells for out in cell.get("outputs", [])
+                  if out.get("name") == "stderr" and "warning" in out.get("text", "").lower()]
+        assert not warned, f"{name}: warnings in the outputs: {warned}"
         return nb
 
     return _run
