@@ -122,7 +122,8 @@ class RunnerState:
 
     ``episode_return``/``episode_length`` accumulate the running episode of each
     environment; ``last_mean_return`` is the mean return of the most recent
-    update that completed any episode (0 before the first one).
+    update that completed any episode (NaN before the first one: nothing measured yet,
+    so no curve starts at a fake 0).
     """
 
     train_state: TrainState
@@ -185,7 +186,7 @@ def make_train_chunks(config: PPOConfig, env: Environment, env_params: Any = Non
     runner state and a dict of per-update metrics (leading axis ``n_updates``):
 
     - ``mean_return``: mean undiscounted return of episodes completed during the
-      update (carried forward from the last update that completed one; 0 before);
+      update (carried forward from the last update that completed one; NaN before);
     - ``mean_length``: the same for episode lengths;
     - ``episodes``: episodes completed during the update;
     - ``value_loss``, ``policy_loss``, ``entropy``, ``approx_kl``,
@@ -232,8 +233,8 @@ def make_train_chunks(config: PPOConfig, env: Environment, env_params: Any = Non
         return RunnerState(
             train_state=train_state, env_state=env_state, obs=flat_obs(obs), key=key,
             episode_return=zeros, episode_length=jnp.zeros((n_envs,), jnp.int32),
-            last_mean_return=jnp.zeros((), jnp.float32),
-            last_mean_length=jnp.zeros((), jnp.float32),
+            last_mean_return=jnp.full((), jnp.nan, jnp.float32),
+            last_mean_length=jnp.full((), jnp.nan, jnp.float32),
             update=jnp.zeros((), jnp.int32))
 
     def rollout_step(runner: RunnerState, _):
