@@ -49,8 +49,13 @@ def require_fits(nbytes: float, what: str, option: str, *, device=None) -> None:
     in GB and names ``option``, the setting that drives the size (e.g. ``"--T"``)."""
     limit, where = _limit(device)
     if nbytes > limit:
-        raise ConfigError(f"{what} needs about {nbytes / GB:.3g} GB, more than the {limit / GB:.3g} GB of "
+        raise ConfigError(f"{what} needs about {_gb(nbytes)} GB, more than the {_gb(limit)} GB of "
                           f"{where}; lower {option}")
+
+
+def _gb(nbytes: float) -> str:
+    gb = nbytes / GB
+    return f"{gb:.3g}" if gb < 1000 else f"{gb:,.0f}"
 
 
 __all__ = ["GB", "available_bytes", "require_fits"]
