@@ -157,9 +157,11 @@ def _trajectory_rows(sol, flags: bool) -> list[dict]:
 
 
 def _rest_point(params, u):
-    """The replicator rest point under constant ``u`` and its residual ``max |dy/dt|`` there."""
+    """The replicator rest point under constant ``u`` and its residual: the larger of
+    ``max |dy/dt|`` there and its distance from the simplex."""
     y = replicator_rest_point(params, u)
-    return y, jnp.max(jnp.abs(replicator_field(params, y, u)))
+    off_simplex = jnp.maximum(jnp.abs(jnp.sum(y) - 1.0), jnp.max(-y))
+    return y, jnp.maximum(jnp.max(jnp.abs(replicator_field(params, y, u))), off_simplex)
 
 
 def _rest_points(stacked_params, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -309,11 +311,9 @@ def run_sensitivity(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite:
         vals, stacked, sol, secs = _solve_study(cfg, name, pad)
         n = len(vals)
         converged = np.asarray(sol.converged)[:n]
-        u_plat = plateau_mean(np.asarray(sol.ts[0]), np.asarray(sol.controls), cfg.T, axis=1)
-        y_rest, rest_res = _rest_points(stacked, u_plat)
-        summary.setdefault("sensitivity", {})[name] = dict(
+        entry = summary.setdefault("sensitivity", {})[name] = dict(
             max_residual=float(np.max(np.asarray(sol.residual)[:n])), all_converged=bool(np.all(converged)),
-            unconverged_points=int(np.sum(~converged)), max_rest_point_residual=float(np.max(rest_res[:n])),
+            unconverged_points=int(np.sum(~converged)),
             max_iterations=int(np.max(np.asarray(sol.iterations))), seconds=secs, solver=cfg.sens_solver,
             **({"substeps": resolve_substeps(stacked, cfg.options(cfg.sens_n_grid)).substeps}
                if cfg.sens_solver == "pmp" else {}))
@@ -321,6 +321,9 @@ def run_sensitivity(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite:
         require_converged(cfg, summary, "sensitivity", f"study {name}: the 4-VSP Nash solves ({cfg.sens_solver}, "
                           f"n_grid={cfg.sens_n_grid})", np.asarray(sol.residual)[:n], converged, tol=cfg.tol,
                           result=np.asarray(sol.result)[:n], labels=labels, stale=stale)
+        u_plat = plateau_mean(np.asarray(sol.ts[0]), np.asarray(sol.controls), cfg.T, axis=1)
+        y_rest, rest_res = _rest_points(stacked, u_plat)
+        entry["max_rest_point_residual"] = float(np.max(rest_res[:n]))
         rest_ok = rest_res[:n] <= REST_POINT_TOL
         require_converged(cfg, summary, "sensitivity", f"study {name}: the replicator rest points under the plateau "
                           "controls (bisection)", rest_res[:n], rest_ok, tol=REST_POINT_TOL, labels=labels,
