@@ -29,7 +29,7 @@ def batch():
 
 def test_entry_point_refuses_nan_params(batch):
     params, _ = batch
-    with pytest.raises(ConfigError, match=r"SyncParams\.rho=.*must be finite"):
+    with pytest.raises(ConfigError, match=r"(?s)SyncParams\.rho=.*must be finite"):
         nash_equilibrium(params, OPTS, batched=True)
 
 
