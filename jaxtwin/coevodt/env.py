@@ -12,6 +12,9 @@ Untrusted actions: a *concrete* action that is not three integers in
 ``{0,1,2}`` is rejected with ``ValueError``; a *traced* action (inside
 ``jit``/``vmap``) cannot be inspected, so it is projected: NaN -> 0, then
 rounded to the nearest integer and clipped to ``[0, 2]`` (:func:`project_action`).
+Untrusted params: concrete :class:`EnvParams` given to ``reset``/``step`` are
+checked by :func:`validate_params` (``ConfigError`` naming the field); traced
+ones are not (:meth:`jaxtwin.core.env.Environment.check_params`).
 """
 from __future__ import annotations
 
@@ -73,33 +76,51 @@ _NONNEG = ("alpha_p", "alpha_i", "alpha_u", "promo_capacity_damping", "virality_
            "load_gain", "beta_l", "gamma_q")
 
 
+def _as_array(value) -> np.ndarray:
+    """float64 array of a field; a tuple of weights (stacked: a tuple of arrays) gets the agents last."""
+    if isinstance(value, (tuple, list)):
+        return np.stack([np.asarray(v, dtype=np.float64) for v in value], axis=-1)
+    return np.asarray(value, dtype=np.float64)
+
+
 def validate_params(params: EnvParams) -> EnvParams:
     """Check concrete parameters (host side); raise ``ConfigError`` naming the field.
 
-    Not called inside jitted code (leaves may be tracers there).
+    Every field finite; the weights one per agent; :data:`_NONNEG` fields ``>= 0``;
+    ``0 < virality_min < virality_max``, ``0 < capacity_min < capacity_max``,
+    ``capacity_min <= capacity_init <= capacity_max``, ``capacity_decay`` in
+    ``(0, 1]``, ``load_max, latency_max > 0``. Stacked (``vmap``-ed) parameters
+    are checked entry by entry. :class:`CoEvoEnv` runs it on concrete params
+    given to ``reset``/``step``; never under ``jit`` (leaves may be tracers there).
     """
     def bad(name, msg):
         raise ConfigError(f"EnvParams.{name}={getattr(params, name)!r}: {msg}")
 
+    val = {}
     for name in EnvParams.__dataclass_fields__:
-        arr = np.asarray(getattr(params, name), dtype=np.float64)
+        try:
+            val[name] = _as_array(getattr(params, name))
+        except (TypeError, ValueError):
+            bad(name, "must be a number (weights: one number per agent)")
+    for name, arr in val.items():
         if not np.all(np.isfinite(arr)):
             bad(name, "must be finite")
         if name.startswith("w_") and arr.shape[-1:] != (N_AGENTS,):
             bad(name, f"must hold one weight per agent {AGENTS}")
     for name in _NONNEG:
-        if np.any(np.asarray(getattr(params, name)) < 0):
+        if not np.all(val[name] >= 0):
             bad(name, "must be >= 0")
     for lo, hi in (("virality_min", "virality_max"), ("capacity_min", "capacity_max")):
-        if not 0 < np.asarray(getattr(params, lo)) < np.asarray(getattr(params, hi)):
-            bad(lo, f"must satisfy 0 < {lo} < {hi}")
-    if not 0 < params.capacity_decay <= 1:
+        if not np.all((val[lo] > 0) & (val[lo] < val[hi])):
+            bad(lo, f"must satisfy 0 < {lo} < {hi} (= {getattr(params, hi)!r})")
+    if not np.all((val["capacity_decay"] > 0) & (val["capacity_decay"] <= 1)):
         bad("capacity_decay", "must be in (0, 1]")
     for name in ("load_max", "latency_max"):
-        if getattr(params, name) <= 0:
+        if not np.all(val[name] > 0):
             bad(name, "must be > 0")
-    if not params.capacity_min <= params.capacity_init <= params.capacity_max:
-        bad("capacity_init", "must lie in [capacity_min, capacity_max]")
+    if not np.all((val["capacity_min"] <= val["capacity_init"]) & (val["capacity_init"] <= val["capacity_max"])):
+        bad("capacity_init", f"must lie in [capacity_min, capacity_max] "
+                             f"(= [{params.capacity_min!r}, {params.capacity_max!r}])")
     return params
 
 
@@ -226,6 +247,10 @@ class CoEvoEnv(Environment[EnvState, EnvParams]):
     def default_params(self) -> EnvParams:
         """The spec's constants."""
         return EnvParams()
+
+    def check_params(self, params: EnvParams) -> None:
+        """:func:`validate_params`: ``reset``/``step`` run it on concrete params given to them."""
+        validate_params(params)
 
     def reset_env(self, key, params):
         """Fresh episode: ``(obs f32[5], state)``."""

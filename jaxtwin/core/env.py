@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import environment as gymnax_env
 
+from jaxtwin.core.concrete import check_if_concrete
 from jaxtwin.core.spaces import Discrete, MultiDiscrete
 
 TState = TypeVar("TState")
@@ -79,10 +80,21 @@ class Environment(gymnax_env.Environment[TState, TParams]):
         """Space of observations (a gymnax space)."""
         raise NotImplementedError
 
+    def check_params(self, params: TParams) -> None:
+        """Host-side check of concrete ``params``: raise
+        :class:`~jaxtwin.core.config.ConfigError` naming the bad field. :meth:`reset`
+        and :meth:`step` call it on the params passed to them when no leaf is a
+        tracer (:func:`jaxtwin.core.concrete.check_if_concrete`: no cost inside
+        ``jit``/``vmap``). The default accepts anything."""
+
+    def _given_params(self, params: TParams | None) -> TParams:
+        """``params`` checked by :meth:`check_params`, or the defaults if ``None``."""
+        return self.default_params if params is None else check_if_concrete(self.check_params, params)
+
     def reset(self, key: jax.Array, params: TParams | None = None) -> tuple[jax.Array, TState]:
-        """Start an episode with ``params`` (defaults if ``None``)."""
-        params = self.default_params if params is None else params
-        return self.reset_env(key, params)
+        """Start an episode with ``params`` (defaults if ``None``; concrete params are
+        checked by :meth:`check_params`)."""
+        return self.reset_env(key, self._given_params(params))
 
     def step(self, key: jax.Array, state: TState, action: Any, params: TParams | None = None):
         """Step with auto-reset (gymnax 1.x semantics).
@@ -94,9 +106,9 @@ class Environment(gymnax_env.Environment[TState, TParams]):
         ``final_observation`` (the raw transition's observation, the terminal
         one when the episode ended) and ``terminated``/``truncated`` (kept for
         code behind gymnax's ``LegacyStepAPIWrapper``, which folds them into
-        one ``done``).
+        one ``done``). Concrete ``params`` are checked by :meth:`check_params`.
         """
-        params = self.default_params if params is None else params
+        params = self._given_params(params)
         key_step, key_reset = jax.random.split(key)
         obs, new_state, reward, terminated, truncated, info = self.step_env(
             key_step, state, action, params

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from jaxtwin.core.artifacts import read_csv
 from jaxtwin.core.cli import Command, System
-from jaxtwin.core.report import print_table, warn
+from jaxtwin.core.report import print_table
 from jaxtwin.syncgame.experiments import STEPS, SyncGameConfig, run
 
 
@@ -34,12 +34,9 @@ def _solves(summary: dict) -> list[dict]:
 
 def report(summary: dict, out: Path) -> None:
     """The solves (residual, converged, seconds) and the findings table; the detail is in
-    ``summary.json`` and the CSVs."""
+    ``summary.json`` and the CSVs (unconverged solves were warned about as they happened)."""
     solves = _solves(summary)
     print_table(solves, ["solve", "residual", "converged", "seconds"], title="Sync game: solves")
-    for row in solves:
-        if row["converged"] is False:
-            warn(f"{row['solve']}: not converged (residual {row['residual']:.3g})")
     findings = out / "findings.csv"
     if findings.exists():
         rows = read_csv(findings)

@@ -369,8 +369,10 @@ def solve_nash_collocation(params: SyncParams, opts: CollocationOptions = Colloc
 def nash_collocation(params: SyncParams, opts: CollocationOptions = CollocationOptions(), *,
                      batched: bool = False, devices: int = 1) -> GameSolution:
     """float64 entry point: :func:`solve_nash_collocation` jitted (vmapped over a
-    leading params axis when ``batched``) inside ``jax.enable_x64``. Non-finite
-    params give ``converged=False`` and ``result == Result.NOT_FINITE`` for that point.
+    leading params axis when ``batched``) inside ``jax.enable_x64``. Concrete params
+    out of range raise ``ConfigError`` (:func:`~jaxtwin.syncgame.params.validate_params`);
+    under tracing, non-finite params give ``converged=False`` and
+    ``result == Result.NOT_FINITE`` for that point.
 
     ``devices`` (batched only; 0 = all, see :func:`jaxtwin.core.sharding.sharded_call`)
     spreads the parameter points over devices."""

@@ -14,10 +14,18 @@ Outputs (tidy CSVs, one row per observation; PNGs; ``config.json``):
   plateau = mean over ``t in [0.4T, 0.6T]``; ``y_rest`` = the replicator's rest
   point under the plateau controls; ``y_settle_time`` = first time after which
   every share stays within 0.01 of its plateau; one PNG per study.
-* ``findings.csv``: the seed's directional findings, reproduced or not, with numbers.
+* ``findings.csv``: the seed's directional findings, reproduced or not, with numbers
+  (:mod:`jaxtwin.syncgame.findings`).
 * ``compare.csv``: ``scheme, vsp, role, payoff, residual`` for simultaneous,
   Stackelberg and static Stackelberg; ``compare.png``.
-* ``summary.json``: residuals, convergence flags, timings.
+* ``summary.json``: residuals, convergence flags, timings (and ``warnings``).
+
+Every solve must converge (every grid point of a study): otherwise the step stops
+with :class:`~jaxtwin.core.errors.ResultError` and writes nothing, unless
+``allow_unconverged`` keeps the results (stderr warning; ``converged`` and
+``residual`` columns in the CSVs that lack them): :mod:`jaxtwin.syncgame.checks`.
+Sizes that cannot fit in memory are refused before anything compiles
+(:mod:`jaxtwin.syncgame.sizes`).
 
 Every solver call runs in float64 (``jax.enable_x64`` around tracing and execution);
 each sensitivity study is ONE jitted ``vmap`` over its grid (grids are padded to a
@@ -42,13 +50,18 @@ from jaxtwin.core.plotting import fmt_values
 from jaxtwin.core.progress import progress_bar
 from jaxtwin.core.config import ConfigError, record_config, require_choice, require_int, require_positive
 from jaxtwin.syncgame import figures
+from jaxtwin.syncgame.checks import REST_POINT_TOL, require_converged
 from jaxtwin.syncgame.collocation import CollocationOptions, nash_collocation
+from jaxtwin.syncgame.findings import write_findings
 from jaxtwin.syncgame.nash import nash_equilibrium
 from jaxtwin.syncgame.params import EXTRA_VSP_DELTAS, as_float64, default_params, stack_params
 from jaxtwin.syncgame.pmp import SolverOptions, resolve_substeps
+from jaxtwin.syncgame.model import replicator_field
 from jaxtwin.syncgame.replicator import replicator_rest_point, simulate_replicator
+from jaxtwin.syncgame.results import Result
+from jaxtwin.syncgame.sizes import require_steps_fit
 from jaxtwin.syncgame.stackelberg import stackelberg_equilibrium
-from jaxtwin.syncgame.static import static_stackelberg_equilibrium
+from jaxtwin.syncgame.static import STATIC_TOL, static_stackelberg_equilibrium
 
 # Sensitivity grids on the 4-VSP base (VSP index k = 1 is the focal "VSP k").
 FOCAL = 1
@@ -74,6 +87,7 @@ class SyncGameConfig:
     sens_solver: str = dataclasses.field(default="collocation", metadata={"help": "sensitivity studies' Nash solver: collocation (4th order, graded mesh; syncgame.collocation) or pmp (forward-backward sweep, Newton; syncgame.nash)"})
     tol: float = dataclasses.field(default=1e-8, metadata={"help": "fixed-point tolerance (max |Phi(u)-u|)"})
     max_iter: int = dataclasses.field(default=60, metadata={"help": "max Newton iterations"})
+    allow_unconverged: bool = dataclasses.field(default=False, metadata={"help": "keep the results of a solve that did not converge (marked converged=false in the CSVs and summary.json, with a warning on stderr) instead of stopping with an error"})
     linear_solver: str = dataclasses.field(default="dense", metadata={"help": "Newton linear solver: dense or gmres"})
     studies: tuple[str, ...] = dataclasses.field(default=tuple(STUDIES), metadata={"help": "sensitivity studies to run"})
     max_grid_points: int = dataclasses.field(default=0, metadata={"help": "if > 0, keep only this many (evenly spread) values of each sensitivity grid"})
@@ -132,17 +146,32 @@ def _settle_time(ts: np.ndarray, y: np.ndarray, target: np.ndarray, tol: float =
     return float(ts[window][last + 1]) if last + 1 < window.sum() else float("nan")
 
 
-def _trajectory_rows(sol) -> list[dict]:
+def _trajectory_rows(sol, flags: bool) -> list[dict]:
+    """One row per node and VSP; with ``flags`` (``allow_unconverged``) the solve's
+    ``converged`` and ``residual`` on every row."""
     ts = np.asarray(sol.ts)
     z, u = np.asarray(sol.states), np.asarray(sol.controls)
     m = u.shape[1]
-    return [dict(t=ts[k], vsp=i + 1, x=z[k, i], y=z[k, m + i], u=u[k, i]) for k in range(ts.size) for i in range(m)]
+    extra = dict(converged=bool(sol.converged), residual=float(sol.residual)) if flags else {}
+    return [dict(t=ts[k], vsp=i + 1, x=z[k, i], y=z[k, m + i], u=u[k, i], **extra)
+            for k in range(ts.size) for i in range(m)]
 
 
-def _rest_points(stacked_params, u: np.ndarray) -> np.ndarray:
-    """Replicator rest point for each parameter set under its constant controls ``u``."""
+def _rest_point(params, u):
+    """The replicator rest point under constant ``u`` and its residual: the larger of
+    ``max |dy/dt|`` there and its distance from the simplex."""
+    y = replicator_rest_point(params, u)
+    off_simplex = jnp.maximum(jnp.abs(jnp.sum(y) - 1.0), jnp.max(-y))
+    return y, jnp.maximum(jnp.max(jnp.abs(replicator_field(params, y, u))), off_simplex)
+
+
+def _rest_points(stacked_params, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_rest_point` for each parameter set under its constant controls ``u``
+    (``residual`` +inf where the rest point is not finite)."""
     with jax.enable_x64(True):
-        return np.asarray(jax.jit(jax.vmap(replicator_rest_point))(as_float64(stacked_params), jnp.asarray(u)))
+        y, res = jax.jit(jax.vmap(_rest_point))(as_float64(stacked_params), jnp.asarray(u))
+    y, res = np.asarray(y), np.asarray(res)
+    return y, np.where(np.all(np.isfinite(y), axis=-1) & np.isfinite(res), res, np.inf)
 
 
 def _nash(params, cfg: SyncGameConfig, n_grid: int, batched: bool = False):
@@ -161,7 +190,10 @@ def run_trajectories(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite
         summary[f"trajectories_{m}vsp"] = dict(residual=float(sol.residual), converged=bool(sol.converged),
                                                iterations=int(sol.iterations), payoffs=np.asarray(sol.payoffs).tolist(),
                                                seconds=time.perf_counter() - t0)
-        write_csv(csv, _trajectory_rows(sol))
+        require_converged(cfg, summary, "trajectories", f"the {m}-VSP open-loop Nash solve (sweep solver, "
+                          f"n_grid={cfg.n_grid})", sol.residual, sol.converged, tol=cfg.tol, result=sol.result,
+                          stale=(csv, png))
+        write_csv(csv, _trajectory_rows(sol, cfg.allow_unconverged))
         figures.trajectories(png, sol, f"Open-loop Nash trajectories, {m} VSPs "
                                        f"(δ = {fmt_values(np.asarray(default_params(m).delta))}, T = {cfg.T:g})")
 
@@ -174,21 +206,36 @@ def run_ess(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite: bool, p
         return
     params = default_params(2, T=cfg.T)
     sol = _nash(params, cfg, cfg.n_grid)
+    summary["ess"] = dict(nash_residual=float(sol.residual), nash_converged=bool(sol.converged))
+    ok = require_converged(cfg, summary, "ess", "the 2-VSP open-loop Nash solve behind the plateau controls "
+                           f"(sweep solver, n_grid={cfg.n_grid})", sol.residual, sol.converged, tol=cfg.tol,
+                           result=sol.result, stale=(csv, png))
     ts = np.asarray(sol.ts)
     u_plateau = plateau_mean(ts, np.asarray(sol.controls), cfg.T)
     with jax.enable_x64(True):
         p64 = as_float64(params)
         u = jnp.asarray(u_plateau)
-        rest = np.asarray(replicator_rest_point(p64, u))
+        rest, rest_res = (np.asarray(a) for a in _rest_point(p64, u))
         starts = [np.array([a, 1 - a]) for a in np.round(np.arange(0.1, 0.95, 0.1), 2)]
         starts.append(rest + np.array([0.05, -0.05]))
         t_eval = jnp.linspace(0.0, cfg.ess_horizon, 201)
         paths = np.asarray(jax.jit(jax.vmap(lambda y0: simulate_replicator(p64, u, y0, t_eval)))(jnp.asarray(np.stack(starts))))
     labels = [float(s[0]) for s in starts[:-1]] + [-1.0]
-    rows = [dict(t=float(t), y1_0=lab, y1=float(paths[j, k, 0])) for j, lab in enumerate(labels) for k, t in enumerate(np.asarray(t_eval))]
+    rest_res = float(rest_res) if np.all(np.isfinite(rest)) and np.isfinite(rest_res) else np.inf
+    summary["ess"]["rest_point_residual"] = rest_res
+    ok &= require_converged(cfg, summary, "ess", "the replicator rest point under the plateau controls (bisection)",
+                            rest_res, rest_res <= REST_POINT_TOL, tol=REST_POINT_TOL, stale=(csv, png),
+                            fixed_iterations=True)
+    path_ok = np.all(np.isfinite(paths), axis=(1, 2))
+    require_converged(cfg, summary, "ess", "the replicator paths (adaptive Tsit5, at most 100000 steps)", None,
+                      path_ok, tol=None, labels=[f"y1_0={lab:g}" for lab in labels], what="starts",
+                      stale=(csv, png), fixed_iterations=True)
+    flags = lambda j: dict(converged=bool(ok and path_ok[j]), residual=float(sol.residual)) if cfg.allow_unconverged else {}  # noqa: E731
+    rows = [dict(t=float(t), y1_0=lab, y1=float(paths[j, k, 0]), **flags(j))
+            for j, lab in enumerate(labels) for k, t in enumerate(np.asarray(t_eval))]
     write_csv(csv, rows)
     final_err = float(np.abs(paths[:, -1, :] - rest).max())
-    summary["ess"] = dict(u_plateau=u_plateau.tolist(), rest_point=rest.tolist(), max_final_distance=final_err)
+    summary["ess"].update(u_plateau=u_plateau.tolist(), rest_point=rest.tolist(), max_final_distance=final_err)
     figures.ess(png, np.asarray(t_eval), paths, labels, rest, u_plateau)
 
 
@@ -220,119 +267,77 @@ def _grid(cfg: SyncGameConfig, name: str) -> tuple[float, ...]:
     return vals
 
 
+def _solve_study(cfg: SyncGameConfig, name: str, pad: int):
+    """One study's grid (padded to ``pad`` points) in ONE vmapped solve:
+    ``(values, stacked params, solution, seconds)``."""
+    vals = _grid(cfg, name)
+    plist = study_params(name, vals, cfg.T)
+    plist = plist + [plist[-1]] * (pad - len(plist))   # one compilation for all studies
+    t0 = time.perf_counter()
+    stacked = stack_params(plist)
+    if cfg.sens_solver == "collocation":
+        sol = nash_collocation(stacked, cfg.collocation_options(), batched=True, devices=cfg.devices)
+    else:
+        sol = _nash(stacked, cfg, cfg.sens_n_grid, batched=True)
+    return vals, stacked, sol, time.perf_counter() - t0
+
+
+def _study_rows(name: str, vals, sol, u_plat, y_rest, rest_ok, T: float) -> list[dict]:
+    """One row per grid value and VSP (see the module doc for the columns)."""
+    ts = np.asarray(sol.ts[0])
+    rows = []
+    for j, v in enumerate(vals):
+        z = np.asarray(sol.states[j])
+        m = u_plat.shape[1]
+        z_plat = plateau_mean(ts, z, T)
+        y_plat = z_plat[m:]
+        settle = _settle_time(ts, z[:, m:], y_plat)
+        for i in range(m):
+            rows.append(dict(study=name, value=v, vsp=i + 1, u_plateau=u_plat[j, i], y_plateau=y_plat[i],
+                             y_rest=y_rest[j, i], x_plateau=z_plat[i], payoff=float(sol.payoffs[j, i]),
+                             y_settle_time=settle,
+                             residual=float(sol.residual[j]), converged=bool(sol.converged[j] and rest_ok[j]),
+                             iterations=int(sol.iterations[j])))
+    return rows
+
+
 def run_sensitivity(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite: bool, progress: bool) -> None:
-    """Each study: ONE vmapped, jitted Nash solve over its (padded) grid."""
+    """Each study: ONE vmapped, jitted Nash solve over its (padded) grid; every grid
+    point's solve and rest point must converge (:func:`~jaxtwin.syncgame.checks.require_converged`)."""
     pad = max(len(_grid(cfg, n)) for n in cfg.studies)
     todo = [n for n in cfg.studies
             if overwrite or not all_exist([out / f"sensitivity_{n}.csv", out / f"sensitivity_{n}.png"])]
     t_all = time.perf_counter()
     bar = progress_bar(len(todo), "sensitivity", enabled=progress, unit="study")
     for name in todo:
-        vals = _grid(cfg, name)
-        plist = study_params(name, vals, cfg.T)
-        plist = plist + [plist[-1]] * (pad - len(plist))   # one compilation for all studies
-        t0 = time.perf_counter()
-        stacked = stack_params(plist)
-        if cfg.sens_solver == "collocation":
-            sol = nash_collocation(stacked, cfg.collocation_options(), batched=True, devices=cfg.devices)
-        else:
-            sol = _nash(stacked, cfg, cfg.sens_n_grid, batched=True)
-        secs = time.perf_counter() - t0
-        ts = np.asarray(sol.ts[0])
-        u_plat = plateau_mean(ts, np.asarray(sol.controls), cfg.T, axis=1)
-        y_rest = _rest_points(stacked, u_plat)
-        rows = []
-        for j, v in enumerate(vals):
-            z = np.asarray(sol.states[j])
-            m = u_plat.shape[1]
-            z_plat = plateau_mean(ts, z, cfg.T)
-            y_plat = z_plat[m:]
-            settle = _settle_time(ts, z[:, m:], y_plat)
-            for i in range(m):
-                rows.append(dict(study=name, value=v, vsp=i + 1, u_plateau=u_plat[j, i], y_plateau=y_plat[i],
-                                 y_rest=y_rest[j, i], x_plateau=z_plat[i], payoff=float(sol.payoffs[j, i]),
-                                 y_settle_time=settle,
-                                 residual=float(sol.residual[j]), converged=bool(sol.converged[j]),
-                                 iterations=int(sol.iterations[j])))
-        write_csv(out / f"sensitivity_{name}.csv", rows)
-        figures.study(out / f"sensitivity_{name}.png", name, rows, FOCAL)
-        summary.setdefault("sensitivity", {})[name] = dict(
-            max_residual=float(np.max(np.asarray(sol.residual)[: len(vals)])),
-            all_converged=bool(np.all(np.asarray(sol.converged)[: len(vals)])),
+        csv, png = out / f"sensitivity_{name}.csv", out / f"sensitivity_{name}.png"
+        vals, stacked, sol, secs = _solve_study(cfg, name, pad)
+        n = len(vals)
+        converged = np.asarray(sol.converged)[:n]
+        entry = summary.setdefault("sensitivity", {})[name] = dict(
+            max_residual=float(np.max(np.asarray(sol.residual)[:n])), all_converged=bool(np.all(converged)),
+            unconverged_points=int(np.sum(~converged)),
             max_iterations=int(np.max(np.asarray(sol.iterations))), seconds=secs, solver=cfg.sens_solver,
             **({"substeps": resolve_substeps(stacked, cfg.options(cfg.sens_n_grid)).substeps}
                if cfg.sens_solver == "pmp" else {}))
+        labels, stale = [f"{name}={v:g}" for v in vals], (csv, png, out / "findings.csv")
+        require_converged(cfg, summary, "sensitivity", f"study {name}: the 4-VSP Nash solves ({cfg.sens_solver}, "
+                          f"n_grid={cfg.sens_n_grid})", np.asarray(sol.residual)[:n], converged, tol=cfg.tol,
+                          result=np.asarray(sol.result)[:n], labels=labels, stale=stale)
+        u_plat = plateau_mean(np.asarray(sol.ts[0]), np.asarray(sol.controls), cfg.T, axis=1)
+        y_rest, rest_res = _rest_points(stacked, u_plat)
+        entry["max_rest_point_residual"] = float(np.max(rest_res[:n]))
+        rest_ok = rest_res[:n] <= REST_POINT_TOL
+        require_converged(cfg, summary, "sensitivity", f"study {name}: the replicator rest points under the plateau "
+                          "controls (bisection)", rest_res[:n], rest_ok, tol=REST_POINT_TOL, labels=labels,
+                          stale=stale, fixed_iterations=True)
+        rows = _study_rows(name, vals, sol, u_plat, y_rest, rest_ok, cfg.T)
+        write_csv(csv, rows)
+        figures.study(png, name, rows, FOCAL)
         bar.update(1)
     if todo:
         summary["sensitivity_wall_seconds"] = time.perf_counter() - t_all
-    _write_findings(cfg, out)
-
-
-def _load_study(out: Path, name: str, column: str | None = None):
-    """``(values, u_plateau, y_plateau, y_settle_time)`` arrays ``[value, vsp]`` of
-    one finished study, or just ``column`` when given."""
-    from jaxtwin.core.artifacts import read_csv
-
-    rows = read_csv(out / f"sensitivity_{name}.csv")
-    vals = sorted({float(r["value"]) for r in rows})
-    m = max(int(r["vsp"]) for r in rows)
-    get = lambda key: np.array([[float(next(r[key] for r in rows if float(r["value"]) == v and int(r["vsp"]) == i + 1))  # noqa: E731
-                                  for i in range(m)] for v in vals])
-    if column is not None:
-        return get(column)
-    return np.array(vals), get("u_plateau"), get("y_plateau"), get("y_settle_time")
-
-
-def _write_findings(cfg: SyncGameConfig, out: Path) -> None:
-    """Check the seed's directional findings against the finished studies."""
-    k = FOCAL
-    rows = []
-
-    def add(finding, ok, evidence):
-        rows.append(dict(finding=finding, reproduced=bool(ok), evidence=evidence))
-
-    have = {n for n in STUDIES if (out / f"sensitivity_{n}.csv").exists()}
-    fmt = lambda a: np.array2string(np.asarray(a), precision=3, separator=" ")  # noqa: E731
-    if "sigma" in have:
-        v, u, y, settle = _load_study(out, "sigma")
-        y_rest = _load_study(out, "sigma", "y_rest")
-        # NaN = not settled before 0.6 T: slower than any point that settled
-        ranked = np.where(np.isnan(settle[:, 0]), np.inf, settle[:, 0])
-        faster = np.all((np.diff(ranked) < 0) | ((np.diff(ranked) <= 1e-9) & np.isfinite(ranked[1:])))
-        add("higher sigma speeds population convergence", faster,
-            f"sigma={fmt(v)} settle_time(|y-y_plateau|<0.01; nan = not by 0.6T)={fmt(settle[:, 0])}")
-        spread = y_rest.max(0) - y_rest.min(0)
-        add("higher sigma leaves the replicator rest point unchanged (within 0.01)", np.all(spread < 0.01),
-            f"rest-point y under the plateau controls, range over sigma per VSP: {fmt(spread)}; "
-            f"plateau u range: {fmt(u.max(0) - u.min(0))}; mean y over [0.4T,0.6T] range: {fmt(y.max(0) - y.min(0))}")
-    if "delta_k" in have:
-        v, u, y, _ = _load_study(out, "delta_k")
-        others = [i for i in range(u.shape[1]) if i != k]
-        add("raising delta_k raises u_k", np.all(np.diff(u[:, k]) > 0), f"delta_k={fmt(v)} u_k={fmt(u[:, k])}")
-        add("raising delta_k raises y_k", np.all(np.diff(y[:, k]) > 0), f"y_k={fmt(y[:, k])}")
-        add("raising delta_k lowers the other u", np.all(np.diff(u[:, others], axis=0) < 0), f"u_others first->last={fmt(u[0, others])}->{fmt(u[-1, others])}")
-        add("raising delta_k lowers the other y", np.all(np.diff(y[:, others], axis=0) < 0), f"y_others first->last={fmt(y[0, others])}->{fmt(y[-1, others])}")
-    if "r" in have:
-        v, u, y, _ = _load_study(out, "r")
-        add("raising r lowers all u", np.all(np.diff(u, axis=0) < 0), f"r={fmt(v)} u first->last={fmt(u[0])}->{fmt(u[-1])}")
-    if "N" in have:
-        v, u, y, _ = _load_study(out, "N")
-        add("raising N raises all u", np.all(np.diff(u, axis=0) > 0), f"N={fmt(v)} u first->last={fmt(u[0])}->{fmt(u[-1])}")
-    if "p_k" in have:
-        v, u, y, _ = _load_study(out, "p_k")
-        add("raising p_k raises u_k", np.all(np.diff(u[:, k]) > 0), f"p_k={fmt(v)} u_k={fmt(u[:, k])}")
-    if "s" in have:
-        v, u, y, _ = _load_study(out, "s")
-        add("raising s lowers u_k", np.all(np.diff(u[:, k]) < 0), f"s={fmt(v)} u_k={fmt(u[:, k])}")
-    if "w3" in have:
-        v, u, y, _ = _load_study(out, "w3")
-        inc = np.all(np.diff(u[:, k]) > 0)
-        slope = np.diff(u[:, k]) / np.diff(np.log(v))     # du_k / dlog(w3)
-        sat = inc and slope[-1] < 0.5 * slope.max()
-        add("raising w3 raises u_k", inc, f"w3={fmt(v)} u_k={fmt(u[:, k])}")
-        add("u_k saturates in w3 (du_k/dlog w3 at the top < half its max)", sat, f"du_k/dlog(w3)={fmt(slope)}")
-    if rows:
-        write_csv(out / "findings.csv", rows)
+    write_findings(out, tuple(STUDIES), FOCAL)
 
 
 def run_compare(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite: bool, progress: bool) -> None:
@@ -342,22 +347,31 @@ def run_compare(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite: boo
         return
     params = default_params(cfg.compare_n_vsp, T=cfg.T)
     opts = cfg.options(cfg.n_grid)
-    t0 = time.perf_counter()
-    nash = nash_equilibrium(params, opts)
-    st = stackelberg_equilibrium(params, (cfg.leader,), opts)
-    static = static_stackelberg_equilibrium(params, (cfg.leader,), n_grid=cfg.n_grid)
-    rows = []
     m = cfg.compare_n_vsp
-    for scheme, sol, res in (("simultaneous", nash, nash.residual), ("stackelberg", st, st.residual),
-                             ("static_stackelberg", static, static.residual)):
-        for i in range(m):
-            rows.append(dict(scheme=scheme, vsp=i + 1, role="leader" if i == cfg.leader else "follower",
-                             payoff=float(sol.payoffs[i]), residual=float(res)))
+    t0 = time.perf_counter()
+    entry = summary["compare"] = {}
+    schemes = []
+    for scheme, key, solve, what, tol in (
+            ("simultaneous", "nash", lambda: nash_equilibrium(params, opts), "open-loop Nash (sweep solver)", cfg.tol),
+            ("stackelberg", "stackelberg", lambda: stackelberg_equilibrium(params, (cfg.leader,), opts),
+             f"open-loop Stackelberg, leader VSP {cfg.leader + 1} (sweep solver)", cfg.tol),
+            ("static_stackelberg", "static",
+             lambda: static_stackelberg_equilibrium(params, (cfg.leader,), n_grid=cfg.n_grid),
+             f"static Stackelberg in constants, leader VSP {cfg.leader + 1}", STATIC_TOL)):
+        sol = solve()
+        converged = int(sol.result) == Result.CONVERGED
+        entry.update({f"{key}_residual": float(sol.residual), f"{key}_converged": converged})
+        ok = require_converged(cfg, summary, "compare", f"the {m}-VSP {what} solve (n_grid={cfg.n_grid})",
+                               sol.residual, converged, tol=tol, result=sol.result, stale=(csv, png),
+                               fixed_iterations=scheme == "static_stackelberg")
+        schemes.append((scheme, sol, ok))
+    flags = lambda ok: dict(converged=ok) if cfg.allow_unconverged else {}  # noqa: E731
+    rows = [dict(scheme=scheme, vsp=i + 1, role="leader" if i == cfg.leader else "follower",
+                 payoff=float(sol.payoffs[i]), residual=float(sol.residual), **flags(ok))
+            for scheme, sol, ok in schemes for i in range(m)]
     write_csv(csv, rows)
-    summary["compare"] = dict(nash_residual=float(nash.residual), stackelberg_residual=float(st.residual),
-                              stackelberg_converged=bool(st.converged), nash_converged=bool(nash.converged),
-                              static_residual=float(static.residual), static_controls=np.asarray(static.controls).tolist(),
-                              seconds=time.perf_counter() - t0)
+    static = schemes[-1][1]
+    entry.update(static_controls=np.asarray(static.controls).tolist(), seconds=time.perf_counter() - t0)
     figures.compare(png, rows, m, cfg.leader)
 
 
@@ -369,7 +383,10 @@ COMMANDS = (*STEPS, "all")
 
 def run(config: SyncGameConfig, out_dir, *, overwrite: bool = False, progress: bool = True) -> dict:
     """Run ``config.command`` (one step of :data:`STEPS`, or ``all``), writing results under
-    ``out_dir``; returns the summary (also in ``summary.json``)."""
+    ``out_dir``; returns the summary (also in ``summary.json``). Steps too large for the
+    memory are refused first (``ConfigError``); an unconverged solve raises ``ResultError``
+    unless ``allow_unconverged`` (:mod:`jaxtwin.syncgame.checks`)."""
+    require_steps_fit(config, [name for name in STEPS if config.command in (name, "all")])   # before compiling
     out = Path(out_dir)
     # steps and sensitivity studies are pieces of one study: they share a folder when the
     # other options agree
@@ -380,6 +397,8 @@ def run(config: SyncGameConfig, out_dir, *, overwrite: bool = False, progress: b
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     for name, step in STEPS.items():
         if config.command in (name, "all"):
-            step(config, out, summary, overwrite=overwrite, progress=progress)
-            write_json(summary_path, summary)
+            try:
+                step(config, out, summary, overwrite=overwrite, progress=progress)
+            finally:   # a failed solve's residual is recorded too (its step wrote no results)
+                write_json(summary_path, summary)
     return summary

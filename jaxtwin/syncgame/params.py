@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jaxtwin.core.concrete import check_if_concrete
 from jaxtwin.core.config import ConfigError
 from jaxtwin.core.sharding import sharded_call
 
@@ -110,8 +111,10 @@ def default_params(n_vsp: int = 2, **overrides) -> SyncParams:
     return make_params(overrides.pop("delta", delta), **overrides)
 
 
-def validate_params(params: SyncParams) -> None:
-    """Raise ``ConfigError`` (a ``ValueError``) naming the field when a concrete value is out of range.
+def validate_params(params: SyncParams) -> SyncParams:
+    """Raise ``ConfigError`` (a ``ValueError``) naming the field when a concrete value is out of
+    range; returns ``params``. :func:`make_params` and every float64 solver entry point
+    (:func:`call_float64`) run it on concrete params.
 
     Checks shapes (per-VSP fields share length ``M >= 2``, ``w`` has 4 entries),
     finiteness, positivity (``delta, D, N, d, s, sigma, T, u_max, w4 > 0``;
@@ -141,6 +144,7 @@ def validate_params(params: SyncParams) -> None:
     y0 = vals["y0"]
     if np.any(y0 <= 0) or np.any(np.abs(y0.sum(-1) - 1.0) > 1e-6):
         raise ConfigError(f"SyncParams.y0={y0}: must lie in the interior of the simplex (positive, sum 1)")
+    return params
 
 
 def stack_params(params_list: Sequence[SyncParams]) -> SyncParams:
@@ -157,7 +161,7 @@ _FLOAT64_CACHE: dict = {}
 
 
 def call_float64(solve: Callable, params: SyncParams, *arrays, static: tuple = (), batched: bool = False,
-                 devices: int = 1):
+                 devices: int = 1, check: bool = True):
     """THE float64 entry point of the sync-game solvers: ``solve(params, *arrays, *static)``
     jitted once per ``(solve, static, batched)`` and run inside ``jax.enable_x64`` on
     float64 params and arrays, blocking until done.
@@ -166,7 +170,13 @@ def call_float64(solve: Callable, params: SyncParams, *arrays, static: tuple = (
     tuples, grid sizes). ``batched``: vmap over a leading axis of ``params`` (and of
     ``arrays``); ``devices`` (batched only; 0 = all, see
     :func:`jaxtwin.core.sharding.sharded_call`) spreads the points over devices.
+
+    Concrete ``params`` are checked first (:func:`validate_params`: ``ConfigError``
+    naming the field). ``check=False`` skips that, to see how the solvers themselves
+    report non-finite params (``Result.NOT_FINITE`` per point, never a raise).
     """
+    if check:
+        check_if_concrete(validate_params, params)
     key = (solve, static, batched, len(arrays))
     if key not in _FLOAT64_CACHE:
         fn = lambda p, *a: solve(p, *a, *static)  # noqa: E731

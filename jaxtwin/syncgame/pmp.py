@@ -82,7 +82,10 @@ def resolve_substeps(params: SyncParams, opts: SolverOptions) -> SolverOptions:
     Needs concrete ``params`` (call it outside ``jit``): the step count is static.
     """
     h = float(np.max(np.asarray(params.T))) / (opts.n_grid - 1)
-    need = int(np.ceil(h * float(np.max(np.asarray(params.sigma))) / MAX_STEP_TIMES_SIGMA - 1e-9))
+    steps = h * float(np.max(np.asarray(params.sigma))) / MAX_STEP_TIMES_SIGMA
+    if not np.isfinite(steps):   # non-finite T or sigma: the entry point's validate_params names it
+        return opts
+    need = int(np.ceil(steps - 1e-9))
     return opts if need <= opts.substeps else dataclasses.replace(opts, substeps=need)
 
 

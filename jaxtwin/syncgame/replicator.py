@@ -102,17 +102,28 @@ def replicator_rest_point(params: SyncParams, u: jax.Array) -> jax.Array:
     unique root of ``sum_i k_i/(c_i+S) = 1`` on ``(-min c, sum k)`` (the sum
     falls monotonically there), found by bisection. With equal costs this is
     ``y_i = R_i / sum_j R_j``.
+
+    Where that bracket holds no root (a control at 0, or non-finite controls from a
+    failed solve) there is no interior rest point and the result is NaN. Why not
+    leave it to the solver: optimistix's ``Bisection`` raises on such a bracket even
+    with ``throw=False`` (it ended a ``sensitivity --T 3000`` run in a traceback), so
+    those points are bisected on a stand-in bracket (``k = 1``) and masked.
     """
+    def bracket(k):
+        return -jnp.min(params.c) + 1e-12 * (1.0 + jnp.sum(k)), jnp.sum(k) + jnp.max(params.c)
+
+    def excess_of(k):
+        return lambda s, args: jnp.sum(k / (params.c + s)) - 1.0
+
     k = incentive_pool(params, u) / params.N
-    lo = -jnp.min(params.c) + 1e-12 * (1.0 + jnp.sum(k))
-    hi = jnp.sum(k) + jnp.max(params.c)
-
-    def excess(s, args):
-        return jnp.sum(k / (params.c + s)) - 1.0
-
-    sol = optx.root_find(excess, optx.Bisection(rtol=1e-14, atol=1e-14), 0.5 * (lo + hi),
+    lo, hi = bracket(k)
+    # optimistix's own test: the signs at both ends must differ (NaN fails it too)
+    ok = (excess_of(k)(lo, None) < 0) != (excess_of(k)(hi, None) < 0)
+    k = jnp.where(ok, k, 1.0)
+    lo, hi = bracket(k)
+    sol = optx.root_find(excess_of(k), optx.Bisection(rtol=1e-14, atol=1e-14), 0.5 * (lo + hi),
                          options=dict(lower=lo, upper=hi), throw=False, max_steps=400)
-    return k / (params.c + sol.value)
+    return jnp.where(ok, k / (params.c + sol.value), jnp.nan)
 
 
 

@@ -92,6 +92,62 @@ def test_bad_params_are_rejected(change, field):
         validate_params(P.replace(**change))
 
 
+NONFINITE = st.sampled_from([float("nan"), float("inf"), float("-inf")])
+NEGATIVE = st.floats(max_value=-1e-6, allow_nan=False, allow_infinity=False)
+_PAIRS = {"virality_min": "virality_max", "capacity_min": "capacity_max"}
+
+
+def _out_of_domain(field):
+    """Values of ``field`` outside its domain (every other field at its default)."""
+    if field.startswith("w_"):
+        return st.one_of(st.tuples(NONFINITE, st.just(1.0), st.just(1.0)),
+                         st.lists(st.floats(-2, 2), min_size=1, max_size=5).filter(lambda w: len(w) != 3).map(tuple))
+    bad = {
+        "virality_min": st.one_of(st.floats(max_value=0.0), st.floats(min_value=1.0, max_value=1e6)),
+        "virality_max": st.floats(max_value=0.01, min_value=-1e6),
+        "capacity_min": st.one_of(st.floats(max_value=0.0, min_value=-1e6), st.floats(min_value=0.5 + 1e-6, max_value=1e6)),
+        "capacity_max": st.floats(max_value=0.5 - 1e-6, min_value=-1e6),
+        "capacity_init": st.one_of(st.floats(max_value=0.1 - 1e-6, min_value=-1e6), st.floats(min_value=1.5 + 1e-6, max_value=1e6)),
+        "capacity_decay": st.one_of(st.floats(max_value=0.0, min_value=-1e6), st.floats(min_value=1.0 + 1e-6, max_value=1e6)),
+        "load_max": st.floats(max_value=0.0, min_value=-1e6),
+        "latency_max": st.floats(max_value=0.0, min_value=-1e6),
+    }.get(field, NEGATIVE)
+    return st.one_of(NONFINITE, bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(tuple(EnvParams.__dataclass_fields__)).flatmap(lambda f: st.tuples(st.just(f), _out_of_domain(f))))
+def test_out_of_domain_params_are_refused_naming_the_field(field_value):
+    """Every field, non-finite or out of its domain: reset and step refuse it (ConfigError
+    naming the field; a bound's message names the field it is compared with too)."""
+    field, value = field_value
+    bad = P.replace(**{field: value})
+    with pytest.raises(ConfigError, match=r"^EnvParams\.") as err:
+        ENV.reset(jax.random.key(0), bad)
+    assert field in str(err.value)
+    with pytest.raises(ConfigError, match=r"^EnvParams\."):
+        ENV.step(jax.random.key(1), _state(), np.array([0, 1, 2]), bad)
+
+
+@pytest.mark.parametrize("change", [dict(load_gain=float("nan")), dict(capacity_init=float("nan")),
+                                    dict(alpha_p=-5.0), dict(capacity_decay=5.0)])
+def test_issue_examples_refused_outside_jit_but_not_traced(change):
+    """The issue's examples: refused by reset outside jit; under jit the params are tracers
+    and unchecked (no cost in compiled code)."""
+    bad = P.replace(**change)
+    with pytest.raises(ConfigError, match=f"EnvParams.{next(iter(change))}"):
+        ENV.reset(jax.random.key(0), bad)
+    obs, _ = jax.jit(ENV.reset)(jax.random.key(0), bad)
+    assert obs.shape == (5,)
+
+
+def test_stacked_params_checked_entry_by_entry():
+    stacked = jax.tree.map(lambda *x: np.stack([np.asarray(v, np.float64) for v in x]), P, P.replace(capacity_decay=2.0))
+    with pytest.raises(ConfigError, match="capacity_decay"):
+        validate_params(stacked)
+    validate_params(jax.tree.map(lambda *x: np.stack(x), P, P))
+
+
 def test_bad_episode_len():
     with pytest.raises(ConfigError, match="episode_len"):
         CoEvoEnv(0)

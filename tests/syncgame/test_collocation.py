@@ -8,10 +8,11 @@ import pytest
 
 from benchmarks.reference.syncgame_scipy import params_from_jaxtwin, solve_nash_bvp
 from benchmarks.syncgame import errors
+from jaxtwin.core.config import ConfigError
 from jaxtwin.syncgame import collocation as C
 from jaxtwin.syncgame.collocation import CollocationOptions, nash_collocation
 from jaxtwin.syncgame.nash import nash_equilibrium
-from jaxtwin.syncgame.params import as_float64, default_params, stack_params
+from jaxtwin.syncgame.params import as_float64, call_float64, default_params, stack_params
 from jaxtwin.syncgame.pmp import SolverOptions
 from jaxtwin.syncgame.replicator import time_grid
 from jaxtwin.syncgame.results import Result
@@ -158,7 +159,10 @@ def test_vmapped_batch_equals_points_and_flags_nan(coarse):
     base = default_params()
     bad = base.replace(rho=base.rho.at[0].set(jnp.nan))
     points = [base, default_params(sigma=2.0, delta=(0.1, 0.45)), bad]
-    sol = nash_collocation(stack_params(points), COARSE, batched=True)
+    # past the entry point's params check (which refuses the NaN point), as nash_collocation calls it
+    sol = call_float64(C.solve_nash_collocation, stack_params(points), static=(COARSE,), batched=True, check=False)
+    with pytest.raises(ConfigError, match=r"SyncParams\.rho"):
+        nash_collocation(stack_params(points), COARSE, batched=True)
     np.testing.assert_array_equal(np.asarray(sol.converged), [True, True, False])
     assert int(sol.result[2]) == Result.NOT_FINITE and not np.isfinite(float(sol.residual[2]))
     assert int(sol.iterations[2]) == 0           # stops at the non-finite start, no wasted iterations
@@ -166,7 +170,7 @@ def test_vmapped_batch_equals_points_and_flags_nan(coarse):
         one = coarse if j == 0 else nash_collocation(points[j], COARSE)
         for got, want in zip(jax.tree.map(lambda a: a[j], sol), one):
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
-    single_bad = nash_collocation(bad, COARSE)
+    single_bad = call_float64(C.solve_nash_collocation, bad, static=(COARSE,), check=False)
     assert not bool(single_bad.converged) and int(single_bad.result) == Result.NOT_FINITE
 
 

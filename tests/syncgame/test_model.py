@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from jaxtwin.syncgame.model import (discounted_payoff, dt_value_rate, incentive_pool, instantaneous_payoff,
                                  payoff_terms, replicator_field, state_field, uav_utility)
 from jaxtwin.core.config import ConfigError
-from jaxtwin.syncgame.params import default_params, make_params, stack_params, validate_params
+from jaxtwin.syncgame.params import as_float64, default_params, make_params, stack_params, validate_params
 from jaxtwin.syncgame.replicator import replicator_rest_point, simulate, simulate_replicator, time_grid
 
 P = default_params()
@@ -78,6 +78,18 @@ def test_rest_point_equal_costs_is_pool_share():
     np.testing.assert_allclose(replicator_rest_point(P, u), r / r.sum(), rtol=1e-9)
     y = replicator_rest_point(P, u)
     np.testing.assert_allclose(replicator_field(P, y, u), 0.0, atol=1e-7)
+
+
+def test_rest_point_without_root_is_nan_not_a_raise():
+    """No interior rest point (a VSP at u = 0 with costs that leave no root in the bracket, or
+    NaN controls from a failed solve): NaN, where optimistix's Bisection would raise even with
+    throw=False; a valid point in the same vmapped batch is unchanged."""
+    with jax.enable_x64(True):   # as the experiments call it (in float32 the bracket's end is 0/0)
+        p = as_float64(P)
+        us = jnp.array([[0.0, 0.0], [jnp.nan, 1.0], [5.0, 15.0]])
+        ys = np.asarray(jax.vmap(lambda u: replicator_rest_point(p, u))(us))
+        assert np.all(np.isnan(ys[:2]))
+        np.testing.assert_array_equal(ys[2], np.asarray(replicator_rest_point(p, us[2])))
 
 
 _field = jax.jit(replicator_field)

@@ -7,9 +7,10 @@ import pytest
 
 from benchmarks.reference.syncgame_scipy import params_from_jaxtwin, solve_nash_bvp
 from jaxtwin.syncgame.direct import verify_equilibrium
-from jaxtwin.syncgame.params import default_params, stack_params
-from jaxtwin.syncgame.nash import nash_equilibrium
-from jaxtwin.syncgame.pmp import SolverOptions
+from jaxtwin.core.config import ConfigError
+from jaxtwin.syncgame.params import call_float64, default_params, stack_params
+from jaxtwin.syncgame.nash import nash_equilibrium, solve_nash
+from jaxtwin.syncgame.pmp import SolverOptions, resolve_substeps
 from jaxtwin.syncgame.results import Result
 
 OPTS = SolverOptions(n_grid=101)
@@ -17,10 +18,19 @@ OPTS = SolverOptions(n_grid=101)
 
 @pytest.fixture(scope="module")
 def batch():
-    """Defaults, a higher-sigma variant and a NaN point, solved in ONE vmapped call."""
+    """Defaults, a higher-sigma variant and a NaN point, solved in ONE vmapped call (past the
+    entry point's params check, which refuses the NaN point: test_entry_point_refuses_nan_params)."""
     base = default_params()
     params = stack_params([base, default_params(sigma=1.0), base.replace(rho=base.rho.at[0].set(jnp.nan))])
-    return params, nash_equilibrium(params, OPTS, batched=True)
+    # what nash_equilibrium calls (resolve_substeps(params, OPTS) is OPTS here), without its check
+    assert resolve_substeps(params, OPTS) == OPTS
+    return params, call_float64(solve_nash, params, static=(OPTS,), batched=True, check=False)
+
+
+def test_entry_point_refuses_nan_params(batch):
+    params, _ = batch
+    with pytest.raises(ConfigError, match=r"(?s)SyncParams\.rho=.*must be finite"):
+        nash_equilibrium(params, OPTS, batched=True)
 
 
 def test_converges_with_small_residual(batch):

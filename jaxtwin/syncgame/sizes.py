@@ -1,0 +1,116 @@
+"""Memory the sync-game solvers allocate, estimated from their sizes, so that an
+experiment too large for the machine is refused before anything compiles
+(:func:`require_steps_fit`, through :func:`jaxtwin.core.memory.require_fits`).
+
+The estimates follow what the compiled programs hold at their peak, and were
+checked against XLA's own count (``jit(...).lower(...).compile().memory_analysis()``,
+temp bytes, float64, CPU; measured on 2 and 3-4 VSPs, 51 to 401 nodes, T = 50 and
+2000, up to 20 substeps: every estimate within -4%..+12% of XLA's, GMRES +33%):
+
+* Sweep solver, dense Newton step (:func:`jaxtwin.syncgame.pmp.solve_fixed_point`):
+  ``jax.jacfwd`` pushes one tangent per unknown (``n = n_grid * M``) through the
+  forward solve, whose dense output (Tsit5: 9 values per state entry per step) is
+  allocated for diffrax's ``max_steps = 4 * substeps * n_grid + 16`` steps. So
+  ``8 n (4 substeps n_grid + 16) 9 d`` bytes, ``d`` the entries of the densely saved
+  solves (``3M`` for Nash), plus the ``n x n`` Jacobian and its LU. ``substeps``
+  grows with ``T sigma / n_grid`` (:func:`~jaxtwin.syncgame.pmp.resolve_substeps`),
+  so this is ``O(n_grid * T)``: the term behind ``--T 1e6`` failing in XLA.
+  Stackelberg: ``n = n_grid (M + |L||F| 2M)``, ``d = 3M + (|L| + |F|) 2M``.
+* Sweep solver, GMRES step: about 5 forward solves and ``krylov_dim + 4`` vectors of ``n``.
+* Collocation: per node, about 7 blocks of ``(2M + 2M^2)^2`` float64 (the Jacobian
+  blocks of the field at nodes and midpoints, ``A``, ``B`` and the Riccati solves):
+  linear in ``n_grid``, independent of ``T``.
+* Static Stackelberg: the 41-point leader search, about 16 state copies of
+  ``n_grid * 3M`` float64 per point.
+
+Batched (sensitivity) solves multiply by the points per device (all points on a
+CPU, whose devices share the host's memory).
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+
+from jaxtwin.core.memory import require_fits
+from jaxtwin.syncgame.params import default_params, stack_params
+from jaxtwin.syncgame.pmp import SolverOptions, resolve_substeps
+
+F64 = 8
+TSIT5_DENSE = 9   # dense output per state entry per step: y0, y1 and the 7 stages
+STATIC_SEARCH = 41  # static.static_stackelberg's n_search
+
+
+def _sweep_bytes(n: int, dense_dim: int, opts: SolverOptions) -> float:
+    """Peak bytes of one sweep-solver solve with ``n`` unknowns (module doc)."""
+    max_steps = 4 * opts.substeps * opts.n_grid + 16
+    one_solve = max_steps * TSIT5_DENSE * dense_dim * F64
+    if opts.linear_solver == "gmres":
+        return 5 * one_solve + (opts.krylov_dim + 4) * n * F64
+    return n * one_solve + 2 * n * n * F64
+
+
+def nash_sweep_bytes(params, opts: SolverOptions) -> float:
+    """Peak bytes of :func:`~jaxtwin.syncgame.nash.nash_equilibrium` on one point of ``params``."""
+    m = params.n_vsp
+    return _sweep_bytes(opts.n_grid * m, 3 * m, resolve_substeps(params, opts))
+
+
+def stackelberg_bytes(params, n_leaders: int, opts: SolverOptions) -> float:
+    """Peak bytes of :func:`~jaxtwin.syncgame.stackelberg.stackelberg_equilibrium` (one point)."""
+    m = params.n_vsp
+    n_followers = m - n_leaders
+    n = opts.n_grid * (m + n_leaders * n_followers * 2 * m)
+    return _sweep_bytes(n, 3 * m + (n_leaders + n_followers) * 2 * m, resolve_substeps(params, opts))
+
+
+def collocation_bytes(m: int, n_grid: int) -> float:
+    """Peak bytes of :func:`~jaxtwin.syncgame.collocation.nash_collocation` on one point."""
+    return 7 * n_grid * (2 * m + 2 * m * m) ** 2 * F64
+
+
+def static_bytes(m: int, n_grid: int) -> float:
+    """Peak bytes of :func:`~jaxtwin.syncgame.static.static_stackelberg_equilibrium`."""
+    return 16 * STATIC_SEARCH * n_grid * 3 * m * F64
+
+
+def step_bytes(cfg, step: str) -> tuple[float, str, str]:
+    """``(bytes, what, options)``: the largest solve of experiment ``step`` under ``cfg``
+    (a :class:`~jaxtwin.syncgame.experiments.SyncGameConfig`) and the options driving it."""
+    opts = cfg.options(cfg.n_grid)
+    if step in ("trajectories", "ess"):
+        sizes = [nash_sweep_bytes(default_params(m, T=cfg.T), opts) for m in ((2, 4) if step == "trajectories" else (2,))]
+        return max(sizes), f"syncgame {step}: the open-loop Nash solve (sweep solver)", "--T or --n-grid"
+    if step == "compare":
+        p = default_params(cfg.compare_n_vsp, T=cfg.T)
+        sizes = {"open-loop Nash": nash_sweep_bytes(p, opts), "open-loop Stackelberg": stackelberg_bytes(p, 1, opts),
+                 "static Stackelberg": static_bytes(cfg.compare_n_vsp, cfg.n_grid)}
+        what = max(sizes, key=sizes.get)
+        return sizes[what], f"syncgame compare: the {what} solve", "--T or --n-grid"
+    if step == "sensitivity":
+        from jaxtwin.syncgame.experiments import _grid, study_params
+
+        grids = {n: _grid(cfg, n) for n in cfg.studies}
+        points = max(len(g) for g in grids.values())
+        devices = jax.devices()
+        # a CPU split into devices still shares one host memory
+        n_dev = 1 if devices[0].platform == "cpu" else (len(devices) if cfg.devices == 0 else cfg.devices)
+        per_device = math.ceil(points / n_dev)
+        if cfg.sens_solver == "collocation":
+            one, options = collocation_bytes(4, cfg.sens_n_grid), "--sens-n-grid"
+        else:   # the substeps of the fastest sigma of any study
+            every = stack_params([p for n, g in grids.items() for p in study_params(n, g, cfg.T)])
+            one, options = nash_sweep_bytes(every, cfg.options(cfg.sens_n_grid)), "--T or --sens-n-grid"
+        return (per_device * one, f"syncgame sensitivity: one vmapped {cfg.sens_solver} solve of {per_device} "
+                                  f"4-VSP grid points{'' if n_dev == 1 else ' per device'}", options)
+    raise ValueError(f"unknown step {step!r}")
+
+
+def require_steps_fit(cfg, steps) -> None:
+    """:func:`jaxtwin.core.memory.require_fits` for every experiment step in ``steps``."""
+    for step in steps:
+        require_fits(*step_bytes(cfg, step))
+
+
+__all__ = ["collocation_bytes", "nash_sweep_bytes", "require_steps_fit", "stackelberg_bytes",
+           "static_bytes", "step_bytes"]

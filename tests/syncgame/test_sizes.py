@@ -1,0 +1,44 @@
+"""Sizes refused up front: a sync-game run too large for the memory ends in one ConfigError
+naming the option before anything compiles; the estimates follow XLA's own count."""
+import time
+
+import jax
+import pytest
+
+from jaxtwin.core.config import ConfigError
+from jaxtwin.core.memory import available_bytes
+from jaxtwin.syncgame.experiments import STEPS, SyncGameConfig, run
+from jaxtwin.syncgame.nash import solve_nash
+from jaxtwin.syncgame.params import as_float64, default_params
+from jaxtwin.syncgame.pmp import SolverOptions, resolve_substeps
+from jaxtwin.syncgame.sizes import nash_sweep_bytes, step_bytes
+
+
+@pytest.mark.parametrize("change, option", [(dict(T=1e6), "--T"), (dict(n_grid=100_001), "--n-grid"),
+                                            (dict(sens_n_grid=10**7), "--sens-n-grid")])
+def test_huge_sizes_are_refused_quickly_naming_the_option(tmp_path, change, option):
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=rf"^syncgame \w+: .* needs about [\d,.e+]+ GB, more than the .* GB of "
+                                          rf".*; lower .*{option}"):
+        run(SyncGameConfig(**change), tmp_path / "out", progress=False)
+    assert time.perf_counter() - t0 < 10 and not (tmp_path / "out").exists()
+
+
+def test_default_and_tiny_configs_fit():
+    """The defaults' largest solve is the comparison's Stackelberg (jacfwd over 201 x 15
+    unknowns through the dense solves: about 5 GB); tiny configs need little."""
+    default = {step: step_bytes(SyncGameConfig(), step)[0] for step in STEPS}
+    assert max(default, key=default.get) == "compare" and 4e9 < default["compare"] < 6e9
+    assert all(b < available_bytes() for b in default.values())
+    tiny = SyncGameConfig(T=10.0, n_grid=21, sens_n_grid=21, sens_solver="pmp")
+    assert all(step_bytes(tiny, step)[0] < 1e8 for step in STEPS)
+
+
+def test_sweep_estimate_follows_xla_memory_analysis():
+    """The dense-Newton sweep solve: jacfwd's tangents through the dense forward solve (3 substeps)."""
+    params = default_params(2, T=100.0)
+    opts = resolve_substeps(params, SolverOptions(n_grid=21))
+    assert opts.substeps == 3
+    with jax.enable_x64(True):
+        xla = jax.jit(lambda p: solve_nash(p, opts)).lower(as_float64(params)).compile().memory_analysis()
+    assert 0.8 < nash_sweep_bytes(params, opts) / xla.temp_size_in_bytes < 1.3
