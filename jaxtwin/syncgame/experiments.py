@@ -389,8 +389,8 @@ def run(config: SyncGameConfig, out_dir, *, overwrite: bool = False, progress: b
     require_steps_fit(config, [name for name in STEPS if config.command in (name, "all")])   # before compiling
     out = Path(out_dir)
     # steps and sensitivity studies are pieces of one study: they share a folder when the
-    # other options agree
-    record_config(out, config, overwrite=overwrite, ignore=("command", "studies"),
+    # other options agree (allow_unconverged changes no number: kept results are marked)
+    record_config(out, config, overwrite=overwrite, ignore=("command", "studies", "allow_unconverged"),
                   extra_vsp_deltas=EXTRA_VSP_DELTAS, focal_vsp=FOCAL + 1,
                   studies={n: _grid(config, n) for n in config.studies})
     summary_path = out / "summary.json"
