@@ -59,7 +59,7 @@ from jaxtwin.core.config import ConfigError
 from jaxtwin.core.env import Environment
 from jaxtwin.core.spaces import Box
 from jaxtwin.civic import model as cm
-from jaxtwin.civic.params import EnvParams, validate_params  # noqa: F401 - re-exported
+from jaxtwin.civic.params import EnvParams, validate_params
 
 
 @struct.dataclass
@@ -263,6 +263,11 @@ class CivicEnv(Environment[CivicState, EnvParams]):
         return jnp.clip(jnp.concatenate([jnp.asarray(p, jnp.float32) for p in parts]), 0.0, 1.0)
 
     # ----------------------------------------------------------- dynamics
+    def check_params(self, params: EnvParams) -> None:
+        """:func:`validate_params` with this env's shape: ``reset``/``step`` run it on concrete
+        params given to them (zero cost under ``jit``)."""
+        validate_params(params, self)
+
     def reset_env(self, key, params: EnvParams):
         """Fresh episode: clients, SLA accuracies, first requests, budgets."""
         k_c, k_eps, k_req = jax.random.split(key, 3)

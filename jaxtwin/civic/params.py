@@ -130,11 +130,14 @@ def _check_credit_range(params, env) -> None:
     p = jax.tree.map(lambda x: np.asarray(x, np.float64), params)
     r = cm.rooms_for_heads(p.room_table, np.asarray(env.types))
     cost = cm.head_cost(r.B_max, r.f_max, r.beta_max, (1.0 + r.V_max) / 2.0, r, p.constants)
-    bound = p.budget_factor * p.budget_scale * p.p_req * env.horizon * np.sum(cost)
-    if bound / p.credit_unit >= _INT32_MAX:
-        _fail("credit_unit", params.credit_unit,
-              f"too small: the initial budget (up to {bound:.6g}) may exceed 2**31-1 credit "
-              f"units of int32 bookkeeping; raise credit_unit or lower the budget")
+    per_factor = p.budget_scale * p.p_req * env.horizon * np.sum(cost)   # budget per unit budget_factor
+    if p.budget_factor * per_factor / p.credit_unit >= _INT32_MAX:
+        largest = np.nextafter(_INT32_MAX * p.credit_unit / per_factor, 0.0) if per_factor > 0 else np.inf
+        _fail("budget_factor", params.budget_factor,
+              f"too large for int32 credit bookkeeping at credit_unit={float(p.credit_unit):g}: the "
+              f"initial budget (up to {p.budget_factor * per_factor:.6g}) may exceed 2**31-1 credit "
+              f"units; the largest budget_factor accepted for this scenario is {largest:.6g} "
+              "(or raise credit_unit)")
 
 
 def validate_params(params, env=None):

@@ -303,9 +303,33 @@ def test_credit_unit_too_small_for_int32_is_rejected():
     budgets = jax.jit(ENV.initial_budgets)
     wanted = float(np.asarray(budgets(PARAMS), np.float64).sum()) * (1e-4 / 1e-9)
     assert abs(np.asarray(budgets(tiny), np.int64).sum() - wanted) > 0.01 * wanted
-    with pytest.raises(ConfigError, match=r"EnvParams.credit_unit=1e-09: too small"):
+    with pytest.raises(ConfigError, match=r"EnvParams.budget_factor=0.8: too large for int32 credit "
+                                          r"bookkeeping at credit_unit=1e-09.*largest budget_factor accepted"):
         validate_params(tiny, ENV)
     validate_params(tiny)   # without the env only the per-field checks run
+
+
+def test_budget_factor_boundary_for_int32_credits():
+    """Issue 11: the largest budget_factor the message names is accepted and conserves credits
+    exactly in int32; the next float up is refused (no silent saturation)."""
+    with pytest.raises(ConfigError) as err:
+        validate_params(PARAMS.replace(budget_factor=1e9), ENV)
+    largest = float(re.search(r"largest budget_factor accepted for this scenario is (\S+) ", str(err.value))[1])
+    at = PARAMS.replace(budget_factor=largest * (1 - 1e-5))   # the message rounds to 6 digits
+    validate_params(at, ENV)
+    budgets = np.asarray(jax.jit(ENV.initial_budgets)(at), np.int64)
+    assert budgets.min() > 0 and budgets.sum() < 2**31 - 1
+    wanted = float(np.asarray(ENV.initial_budgets(PARAMS), np.float64).sum()) * largest / 0.8
+    assert abs(budgets.sum() - wanted) < 1e-3 * wanted      # held, not saturated
+    from jaxtwin.civic.baselines import make_baseline
+    from jaxtwin.civic.evaluate import make_evaluator
+
+    m = make_evaluator(ENV, [make_baseline("Max-GCP", ENV)])(jax.random.split(jax.random.PRNGKey(0), 4), at)
+    assert np.all(np.asarray(m["credit_error"]) == 0)        # budget + pool + spent conserved exactly
+    with pytest.raises(ConfigError, match="budget_factor"):
+        validate_params(PARAMS.replace(budget_factor=largest * (1 + 1e-5)), ENV)
+    with pytest.raises(ConfigError, match="EnvParams.budget_factor"):   # reset checks given params too
+        ENV.reset(jax.random.PRNGKey(0), PARAMS.replace(budget_factor=largest * 2))
 
 
 def test_stacked_params_checked_entry_by_entry_and_experiments_validate():
