@@ -23,7 +23,7 @@ on the concrete params before compiling (raising ``ConfigError`` if the policy
 cannot act under them)."""
 
 BASELINE_NAMES = ("Random", "Saving", "Average", "Max", "Myopic-Optimal",
-                  "Avg-GCP", "Max-GCP", "Random-GCP")
+                  "Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP")
 """Names accepted by :func:`make_baseline`."""
 
 
@@ -63,9 +63,10 @@ class _Myopic:
     concrete params; under ``jit`` the table is traced and the evaluator checks).
     """
 
-    def __init__(self, env: CivicEnv, params: EnvParams):
+    def __init__(self, env: CivicEnv, params: EnvParams, donate: bool = False):
         self.env = env
         self.sizes = cm.grid_sizes(params.room_table)
+        self.donate = 1.0 if donate else 0.0
 
     def validate(self, params: EnvParams) -> None:
         """``ConfigError`` if ``params.room_table`` needs a larger grid than the policy's."""
@@ -77,7 +78,7 @@ class _Myopic:
         r = self.env.rooms(params)
         B, f, k, *_ = cm.myopic_optimal(r, state.eps, state.clients, params.threshold,
                                         params.constants, self.sizes)
-        return self.env.encode_allocation(B, f, k, 0.0, params)
+        return self.env.encode_allocation(B, f, k, self.donate, params)
 
 
 def make_baseline(name: str, env: CivicEnv, params: EnvParams | None = None) -> Policy:
@@ -87,6 +88,7 @@ def make_baseline(name: str, env: CivicEnv, params: EnvParams | None = None) -> 
     maximum of each range (``Average`` is the projected mid-point). Non-GCP
     policies donate nothing (``delta = 0``); ``*-GCP`` donate all surplus
     (``delta = 1``); withdrawals are automatic in the cooperative env.
+    ``Myopic-GCP`` (spec v2) is Myopic-Optimal's allocation with that GCP rule.
     ``params`` (default ``env.default_params``) sizes Myopic-Optimal's search
     grid from its room table; the other baselines read the params they act under.
     """
@@ -99,6 +101,7 @@ def make_baseline(name: str, env: CivicEnv, params: EnvParams | None = None) -> 
         "Avg-GCP": lambda: _constant(env, 0.0, True),
         "Max-GCP": lambda: _constant(env, 1.0, True),
         "Random-GCP": lambda: _random(env, True),
+        "Myopic-GCP": lambda: _Myopic(env, env.default_params if params is None else params, donate=True),
     }
     if name not in table:
         raise ConfigError(f"make_baseline: unknown policy {name!r}; choose from {BASELINE_NAMES}")

@@ -36,7 +36,9 @@ Readings of the spec made here (documented so they can be checked):
 * **Terminal bonus** ``w_fin * #(served with 0 < I <= I_max)`` is paid at the
   horizon step (truncation) only, as the seed writes it at ``t = T``.
 * **Budgets.** The initial total is ``budget_factor * budget_scale`` times the
-  cost of serving every expected request (``p_req * T`` per Head) at the
+  cost of serving every request expected in ``T_ref`` steps (``p_req * T_ref``
+  per Head; spec v2: ``T_ref = 100`` whatever the horizon, so longer episodes
+  must ration the same budget; ``T_ref = T`` is the v1 sizing) at the
   myopic-optimal allocation for the room's mean client count, which we take as
   the mean of the reset distribution ``(1 + V_max)/2``, and the mean SLA
   accuracy ``(eps_min + eps_max)/2``. Split equally, or (``unbalanced_budgets``)
@@ -225,7 +227,7 @@ class CivicEnv(Environment[CivicState, EnvParams]):
         eps_mean = (r.eps_min + r.eps_max) / 2.0
         cost = cm.myopic_optimal(r, eps_mean, c_mean, params.threshold, params.constants,
                                  self.grid_sizes)[5]
-        total = params.budget_factor * params.budget_scale * params.p_req * self.horizon * jnp.sum(cost)
+        total = params.budget_factor * params.budget_scale * params.p_req * params.T_ref * jnp.sum(cost)
         total_units = jnp.floor(total / params.credit_unit)
         w = jnp.where(params.unbalanced_budgets,
                       jnp.linspace(params.budget_weight_lo, params.budget_weight_hi, self.n_msps),

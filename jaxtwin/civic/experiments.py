@@ -42,7 +42,8 @@ from jaxtwin.learn import ppo
 from jaxtwin.civic.baselines import from_actor, make_baseline
 from jaxtwin.civic.evaluate import METRIC_NAMES, episode_metrics, make_evaluator, run_episode
 
-COOP_POLICIES = ("Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP", "Random-GCP", "DRL-GCP")
+COOP_POLICIES = ("Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP", "DRL-GCP")
+GCP_BASELINES = ("Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP")
 NONCOOP_POLICIES = ("Saving", "Average", "Max", "Myopic-Optimal", "DRL")
 
 
@@ -63,6 +64,9 @@ class CivicConfig:
     threshold: float = field(default=0.85, metadata={"help": "immersion threshold"})
     p_req: float = field(default=0.8, metadata={"help": "request probability (dynamic setting)"})
     budget_factor: float = field(default=0.8, metadata={"help": "budget as a fraction of the myopic-optimal cost"})
+    T_ref: float | None = field(default=100.0, metadata={
+        "help": "steps the dynamic-setting budget is sized for, whatever the horizon (spec v2); none: the "
+                "horizon (v1: budgets grow with T). Fixed-request experiments use T_ref = N_m"})
     eval_episodes: int = field(default=16, metadata={"help": "evaluation episodes (seeds) per policy and scenario"})
     tolerance_trials: int = field(default=6, metadata={"help": "trials of +10% requests / -5% budget"})
     ratios: tuple[float, ...] = field(default=(1.0, 1.2, 1.4, 1.6, 1.8, 2.0, math.inf),
@@ -84,6 +88,8 @@ class CivicConfig:
         require_range(self, "threshold", 0.0, 1.0, lo_open=True)
         require_range(self, "p_req", 0.0, 1.0, lo_open=True)
         require_positive(self, "budget_factor")
+        if self.T_ref is not None:
+            require_positive(self, "T_ref")
         for r in self.ratios:
             if not (r > 0):
                 raise ConfigError(f"CivicConfig.ratios={self.ratios!r}: ratios must be > 0 (inf allowed)")
@@ -104,8 +110,8 @@ def require_int_tuple(obj: Any, name: str) -> None:
 # ------------------------------------------------------------------ scenarios
 def scenario_params(env: CivicEnv, cfg: CivicConfig, **overrides) -> EnvParams:
     """Environment parameters of a scenario from the config (validated: ``ConfigError`` names a bad field)."""
-    p = env.default_params.replace(threshold=cfg.threshold, p_req=cfg.p_req,
-                                     budget_factor=cfg.budget_factor)
+    p = env.default_params.replace(threshold=cfg.threshold, p_req=cfg.p_req, budget_factor=cfg.budget_factor,
+                                   T_ref=float(env.horizon if cfg.T_ref is None else cfg.T_ref))
     return validate_params(p.replace(**overrides) if overrides else p, env)
 
 
@@ -222,7 +228,7 @@ def run_noncoop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) 
     for i, M in enumerate(cfg.noncoop_msps):
         for j, N in enumerate(cfg.noncoop_requests):
             env = CivicEnv(M, cfg.heads_per_msp, N, cooperative=False)
-            p = scenario_params(env, cfg, p_req=1.0)
+            p = scenario_params(env, cfg, p_req=1.0, T_ref=float(N))   # fixed requests: T_ref = N_m
             net, m = _agent(out, f"M{M}_N{N}_DRL", env, p, cfg, _key(cfg, 11, i, j), progress, overwrite)
             curves[f"M{M}_N{N}"] = m.get("mean_return", np.zeros(0))
             pols = {n: make_baseline(n, env) for n in NONCOOP_POLICIES if n != "DRL"}
@@ -238,15 +244,14 @@ def run_tolerance(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True
     """Spec §7.2: fixed budget with requests +10% per trial; fixed requests with budget -5% per trial."""
     M, N = cfg.n_msps, cfg.noncoop_requests[0]
     base_env = CivicEnv(M, cfg.heads_per_msp, N, cooperative=False)
-    base_p = scenario_params(base_env, cfg, p_req=1.0)
+    base_p = scenario_params(base_env, cfg, p_req=1.0, T_ref=float(N))   # fixed requests: T_ref = N_m
     net, _ = _agent(out, f"M{M}_N{N}_DRL", base_env, base_p, cfg, _key(cfg, 21), progress, overwrite)
     rows = []
     for k in range(cfg.tolerance_trials):
         scale = 1.0 + 0.1 * k
         T = int(round(N * scale))
         env = CivicEnv(M, cfg.heads_per_msp, T, cooperative=False)
-        # The budget stays the one sized for N requests: scale it down by N/T.
-        p = base_p.replace(budget_scale=N / T)
+        p = base_p   # the budget stays the one sized for N requests (T_ref = N)
         pols = {n: make_baseline(n, env) for n in ("Saving", "Average", "Max", "Myopic-Optimal")}
         pols["DRL"] = drl_policy(env, p, cfg.agent, net)
         for r in evaluate_policies(env, p, pols, cfg.eval_episodes, _key(cfg, 22), devices=cfg.devices):
@@ -268,7 +273,7 @@ def run_withdraw(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True)
     env = CivicEnv(cfg.n_msps, cfg.heads_per_msp, cfg.horizon, cooperative=True)
     p = scenario_params(env, cfg)
     net, _ = _agent(out, f"M{cfg.n_msps}_T{cfg.horizon}_DRL-GCP", env, p, cfg, _key(cfg, 31), progress, overwrite)
-    pols = {n: make_baseline(n, env) for n in ("Avg-GCP", "Max-GCP", "Random-GCP")}
+    pols = {n: make_baseline(n, env) for n in GCP_BASELINES}
     pols["DRL-GCP"] = drl_policy(env, p, cfg.agent, net)
     names = list(pols)
     ev = sharding.sharded_call(make_evaluator(env, [pols[n] for n in names]), cfg.devices,
@@ -363,7 +368,7 @@ def run_evaluate(config: CivicConfig, out_dir, *, overwrite: bool = False, progr
     out = Path(out_dir)
     env, p = _scenario(config)
     net = load_agent(out, env, config.agent, p)
-    names = (("Random", "Saving", "Average", "Max", "Avg-GCP", "Max-GCP", "Random-GCP") if config.cooperative
+    names = (("Random", "Saving", "Average", "Max", *GCP_BASELINES) if config.cooperative
              else ("Random", "Saving", "Average", "Max", "Myopic-Optimal"))
     pols = {n: make_baseline(n, env) for n in names}
     pols["DRL-GCP" if config.cooperative else "DRL"] = drl_policy(env, p, config.agent, net)

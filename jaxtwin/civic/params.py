@@ -29,6 +29,7 @@ class EnvParams:
     threshold: float = 0.85
     budget_factor: float = 0.8
     budget_scale: float = 1.0
+    T_ref: float = 100.0   # steps the budget is sized for (spec v2: not the horizon)
     unbalanced_budgets: bool = False
     budget_weight_lo: float = 0.4
     budget_weight_hi: float = 1.6
@@ -43,7 +44,7 @@ class EnvParams:
 MAX_POISSON_RATE = 10.0
 """Largest arrival/departure rate ``poisson_small_rate`` samples exactly in float32."""
 _UNIT_PROBABILITIES = ("p_req", "threshold")                  # in (0, 1]
-_POSITIVE = ("budget_factor", "budget_scale", "budget_weight_lo", "budget_weight_hi",
+_POSITIVE = ("budget_factor", "budget_scale", "T_ref", "budget_weight_lo", "budget_weight_hi",
              "withdraw_ratio", "I_max", "credit_unit")        # > 0 (withdraw_ratio may be inf)
 _NONNEGATIVE = ("w_imm", "w_fin")
 _ROOM_RANGES = (("B_min", "B_max"), ("f_min", "f_max"), ("eps_min", "eps_max"),
@@ -130,7 +131,7 @@ def _check_credit_range(params, env) -> None:
     p = jax.tree.map(lambda x: np.asarray(x, np.float64), params)
     r = cm.rooms_for_heads(p.room_table, np.asarray(env.types))
     cost = cm.head_cost(r.B_max, r.f_max, r.beta_max, (1.0 + r.V_max) / 2.0, r, p.constants)
-    per_factor = p.budget_scale * p.p_req * env.horizon * np.sum(cost)   # budget per unit budget_factor
+    per_factor = p.budget_scale * p.p_req * p.T_ref * np.sum(cost)   # budget per unit budget_factor
     if p.budget_factor * per_factor / p.credit_unit >= _INT32_MAX:
         largest = np.nextafter(_INT32_MAX * p.credit_unit / per_factor, 0.0) if per_factor > 0 else np.inf
         _fail("budget_factor", params.budget_factor,

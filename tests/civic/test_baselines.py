@@ -143,3 +143,24 @@ def test_myopic_refuses_a_wider_table_than_it_was_sized_for():
     # a narrower table than the grid is fine (the extra points are masked)
     wide_policy = make_baseline("Myopic-Optimal", env, params)
     wide_policy.validate(env.default_params)
+
+
+def test_myopic_gcp_is_myopic_optimal_allocation_plus_the_pool_rule():
+    """Spec v2: the same (B, f, beta) as Myopic-Optimal; every step all surplus goes to the pool
+    (delta = 1), so after one step from reset the budgets are empty and the pool holds
+    everything not spent, while Myopic-Optimal keeps its surplus and leaves the pool empty."""
+    obs, state = jax.jit(ENV.reset_env)(jax.random.PRNGKey(0), PARAMS)
+    step = jax.jit(ENV.step_env)
+    after = {}
+    for name in ("Myopic-Optimal", "Myopic-GCP"):
+        action = jax.jit(make_baseline(name, ENV))(jax.random.PRNGKey(1), obs, state, PARAMS)
+        after[name] = (ENV.decode_action(action, PARAMS), step(jax.random.PRNGKey(2), state, action, PARAMS)[1])
+    (mo, s_mo), (mg, s_mg) = after["Myopic-Optimal"], after["Myopic-GCP"]
+    for field in ("B", "f", "beta"):
+        np.testing.assert_array_equal(getattr(mo, field), getattr(mg, field))
+    np.testing.assert_array_equal(mo.delta, 0.0)
+    np.testing.assert_array_equal(mg.delta, 1.0)
+    assert int(s_mo.spent) == int(s_mg.spent) > 0                      # the same Heads served at the same cost
+    total = int(np.sum(np.asarray(state.initial_budget, np.int64)))
+    assert int(s_mo.gcp) == 0 and int(np.sum(s_mo.budget)) == total - int(s_mo.spent)
+    assert np.all(np.asarray(s_mg.budget) == 0) and int(s_mg.gcp) == total - int(s_mg.spent)

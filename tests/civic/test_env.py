@@ -341,3 +341,18 @@ def test_stacked_params_checked_entry_by_entry_and_experiments_validate():
     with pytest.raises(ConfigError, match=re.escape("EnvParams.p_req=-0.5")):
         scenario_params(ENV, CivicConfig(), p_req=-0.5)
     assert scenario_params(ENV, CivicConfig()).p_req == CivicConfig().p_req
+
+
+def test_budgets_do_not_grow_with_the_horizon():
+    """Spec v2: budgets are sized for T_ref steps, so 100-, 150- and 200-step episodes start with
+    the same budget; T_ref = T gives the v1 sizing, which grows with the horizon."""
+    budgets = {T: np.asarray(CivicEnv(3, 1, T, cooperative=True).initial_budgets(
+        CivicEnv(3, 1, T, cooperative=True).default_params)) for T in (100, 150, 200)}
+    np.testing.assert_array_equal(budgets[100], budgets[150])
+    np.testing.assert_array_equal(budgets[100], budgets[200])
+    v1 = {T: CivicEnv(3, 1, T, cooperative=True).initial_budgets(
+        CivicEnv(3, 1, T, cooperative=True).default_params.replace(T_ref=float(T))) for T in (100, 200)}
+    np.testing.assert_array_equal(v1[100], budgets[100])
+    assert abs(int(np.sum(v1[200])) / int(np.sum(v1[100])) - 2.0) < 1e-6
+    with pytest.raises(ConfigError, match=r"EnvParams.T_ref=0.0: must be > 0"):
+        validate_params(PARAMS.replace(T_ref=0.0))

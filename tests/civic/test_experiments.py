@@ -24,8 +24,8 @@ def test_coop_experiment_end_to_end_and_skip(tmp_path):
     assert main(["civic", "experiment", "coop", "--out", str(out), "--msps", "2", "--horizons", "8", *TINY_AGENT]) == 0
     rows = read_csv(out / "results.csv")
     assert {r["policy"] for r in rows} == {"Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP",
-                                           "Random-GCP", "DRL-GCP"}
-    assert len(rows) == 8 * 2
+                                           "Random-GCP", "Myopic-GCP", "DRL-GCP"}
+    assert len(rows) == 9 * 2
     assert all(float(r["credit_error"]) == 0 for r in rows)
     rel = read_csv(out / "relative_to_random.csv")
     assert {float(r["completion_pct_vs_random_pct"]) for r in rel if r["policy"] == "Random"} == {0.0}
