@@ -72,7 +72,7 @@ def test_online_run_shapes_bounds_and_phases(online_runs):
     scores = np.asarray(tr["evolution_scores"])
     assert scores.shape == (2, 2, 3, 3)
     assert np.all(np.isfinite(scores[:, 0])) and np.all(np.isnan(scores[:, 1]))
-    assert out["forecast"]["rmse"].shape == (2, 4) and np.all(np.isfinite(out["forecast"]["rmse"]))
+    assert out["forecast"]["rmse"].shape == (2, 5) and np.all(np.isfinite(out["forecast"]["rmse"]))
     assert np.all((np.asarray(out["trained"]["qoe"]) >= 0) & (np.asarray(out["trained"]["qoe"]) <= 1))
     best = np.asarray(out["best"])
     np.testing.assert_array_equal(best, np.argmax(np.asarray(out["final_scores"]), axis=-1))
