@@ -100,10 +100,11 @@ def make_windows(loads: jax.Array, window: int) -> tuple[jax.Array, jax.Array]:
 
 
 def window_states(states: jax.Array, window: int) -> jax.Array:
-    """The state at each window's last load, in :func:`make_windows` order:
-    ``f32[E, T, k] -> f32[E*(T-w), k]`` (``states[e, j]`` belongs to ``loads[e, j]``)."""
-    n_ep, horizon, k = states.shape
-    return states[:, window - 1:horizon - 1].reshape(-1, k)
+    """The state each window's target step starts from, in :func:`make_windows` order:
+    ``f32[E, T, k] -> f32[E*(T-w), k]``, where ``states[e, j]`` is the state before step
+    ``j`` (so its load is ``loads[e, j-1]``, the window's last load, and ``loads[e, j]``
+    is the target)."""
+    return states[:, window:].reshape(-1, states.shape[-1])
 
 
 def split_sizes(n: int, cfg: ForecastConfig) -> tuple[int, int, int]:
@@ -255,8 +256,8 @@ def pretrain(key: jax.Array, loads: jax.Array, cfg: ForecastConfig, states: jax.
     The procedure is ``cfg.procedure`` (see :class:`ForecastConfig` and
     docs/coevodt.md); forecasts are mapped back to loads. ``train_loss`` /
     ``val_loss`` are per-epoch MSEs in the network's output units. With
-    ``states`` (``f32[E, T, 3]``: ``v, l, c`` after the step that produced each
-    load) and ``env_params``, the oracle floor is scored on the same test
+    ``states`` (``f32[E, T, 3]``: ``v, l, c`` before each step, as observed) and
+    ``env_params``, the oracle floor is scored on the same test
     transitions; without, its column is NaN. Returns the forecaster state and a
     report: ``rmse`` (``f32[5]`` in :data:`FORECASTERS` order, test split),
     ``train_loss``/``val_loss`` per epoch, ``test_target`` and ``test_pred``

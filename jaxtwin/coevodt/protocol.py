@@ -174,8 +174,7 @@ class Protocol:
                 obs = jnp.append(obs, forecast_feature(forecaster, buffer, count, fcfg))
             action = act_fn(u, obs)
             nxt, reward, info = step_with_noise(state, action, z, env_params)
-            out = dict(obs=obs, action=action, reward=reward, capacity=info["capacity"],
-                       **{m: info[m] for m in EPISODE_METRICS})
+            out = dict(obs=obs, action=action, reward=reward, **{m: info[m] for m in EPISODE_METRICS})
             return (nxt, push_load(buffer, nxt.load), count + 1), out
 
         _, traj = jax.lax.scan(step, (state, buffer, jnp.asarray(1, jnp.int32)), (uniforms, noise))
@@ -211,9 +210,8 @@ class Protocol:
         report = {"baseline": {m: base[m].mean(axis=1) for m in ("qoe", "latency", "cost")}}
         forecaster = None
         if self.uses_forecast:
-            # the oracle floor needs the state behind each load: (v, l, c) after every step
-            states = jnp.stack([base["virality"], base["load"], base["capacity"]], axis=-1)
-            forecaster, lstm = fc.pretrain(key_lstm, base["load"], cfg.forecast, states, env_params)
+            # the oracle floor needs the state each step starts from: (v, l, c) of the observation
+            forecaster, lstm = fc.pretrain(key_lstm, base["load"], cfg.forecast, base["obs"][..., :3], env_params)
             report["forecast"] = lstm
         populations = init_population(key_pop, self.net, self.obs_dim, (N_AGENTS, cfg.pop_size))
         opt_states = init_opt_states(self.optimizer, populations, n_lead=2)

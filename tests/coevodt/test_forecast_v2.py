@@ -53,7 +53,7 @@ def trained():
     proto = Protocol(ProtocolConfig(), "NoPred")
     base = jax.jit(jax.vmap(lambda k: proto.episode(k, proto.random_actions, None, EnvParams())))(
         jax.random.split(jax.random.key(100), 40))
-    states = jnp.stack([base["virality"], base["load"], base["capacity"]], axis=-1)
+    states = base["obs"][..., :3]  # (v, l, c) before each step
     fit = jax.jit(pretrain, static_argnums=2)
     first = fit(jax.random.key(0), base["load"], SMALL_V2, states, EnvParams())
     again = fit(jax.random.key(0), base["load"], SMALL_V2, states, EnvParams())
