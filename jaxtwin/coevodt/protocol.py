@@ -100,6 +100,10 @@ class ProtocolConfig:
         if self.episode_len <= self.forecast.window:
             raise ConfigError(f"ProtocolConfig.episode_len={self.episode_len!r}: must exceed "
                               f"forecast.window={self.forecast.window}")
+        fine_tune_windows = self.forecast.online_every * (self.episode_len - self.forecast.window)
+        if self.forecast.procedure == "v2" and fine_tune_windows < 2:
+            raise ConfigError(f"ProtocolConfig.forecast.online_every={self.forecast.online_every!r}: gives "
+                              f"{fine_tune_windows} fine-tune window(s); procedure v2 holds one out, so needs >= 2")
         if 2 * self.convergence_window > self.episodes:
             raise ConfigError(f"ProtocolConfig.convergence_window={self.convergence_window!r}: two windows "
                               f"must fit in episodes={self.episodes}")

@@ -27,6 +27,9 @@ TINY = ProtocolConfig(episodes=20, episode_len=12, baseline_episodes=10, eval_ep
     (dict(gamma=1.5), "gamma"),
     (dict(policy_hidden=(64, 0)), "policy_hidden"),
     (dict(max_grad_norm=-1.0), "max_grad_norm"),
+    # one window per fine-tune: v2 holds part of them out for early stopping
+    (dict(episodes=20, evolve_freq=1, convergence_window=5, episode_len=9,
+          forecast=ForecastConfig(online_every=1)), "forecast.online_every"),
 ])
 def test_bad_configs_name_the_field(change, field):
     with pytest.raises(ConfigError, match=f"ProtocolConfig.{field}"):
