@@ -141,7 +141,11 @@ def test_coevodt_cli_devices_2_splits_a_cpu_and_matches_one_device(tmp_path):
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
-    assert assert_same_csvs(tmp_path / "d1", tmp_path / "d2") == 4 * 4 + 2  # 4 per-run CSVs x 4 runs + 2
+    # the greedy evaluation's float32 latency comes out 1 ulp apart in the partitioned program
+    # (XLA fuses the step differently; already so per step under forecaster v1, where the
+    # per-episode means happened to round alike); actions, loads and costs are identical
+    assert assert_same_csvs(tmp_path / "d1", tmp_path / "d2",
+                            rounding_ok=("summary_run", "aggregate_results", "ablation")) == 4 * 4 + 2
 
 
 def test_civic_evaluation_four_devices_match_one():

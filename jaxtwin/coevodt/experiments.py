@@ -10,7 +10,7 @@ Layout under ``out_dir``: ``config.json``, ``ablation.csv``, optional
 - ``summary_run{r}.csv``: ``scenario,qoe_mean,qoe_std,latency_mean,latency_std,cost_mean,cost_std``
   (rows ``baseline``, ``trained``; std over episodes of the per-episode means);
 - ``per_episode_metrics_run{r}.csv``: one row per training episode;
-- ``lstm_comparison_rmse_run{r}.csv`` (not NoPred): ``forecaster,rmse`` on the holdout;
+- ``lstm_comparison_rmse_run{r}.csv`` (not NoPred): ``forecaster,rmse`` on the holdout (with the oracle floor);
 - ``population_scores_run{r}.csv``: fitness of every member at each evolution and at the end;
 - ``aggregate_results_mode_{MODE}.csv``: per metric across runs (mean, std, paired t-test,
   bootstrap CI of trained - baseline, relative change %);

@@ -100,6 +100,10 @@ class ProtocolConfig:
         if self.episode_len <= self.forecast.window:
             raise ConfigError(f"ProtocolConfig.episode_len={self.episode_len!r}: must exceed "
                               f"forecast.window={self.forecast.window}")
+        fine_tune_windows = self.forecast.online_every * (self.episode_len - self.forecast.window)
+        if self.forecast.procedure == "v2" and fine_tune_windows < 2:
+            raise ConfigError(f"ProtocolConfig.forecast.online_every={self.forecast.online_every!r}: gives "
+                              f"{fine_tune_windows} fine-tune window(s); procedure v2 holds one out, so needs >= 2")
         if 2 * self.convergence_window > self.episodes:
             raise ConfigError(f"ProtocolConfig.convergence_window={self.convergence_window!r}: two windows "
                               f"must fit in episodes={self.episodes}")
@@ -210,7 +214,8 @@ class Protocol:
         report = {"baseline": {m: base[m].mean(axis=1) for m in ("qoe", "latency", "cost")}}
         forecaster = None
         if self.uses_forecast:
-            forecaster, lstm = fc.pretrain(key_lstm, base["load"], cfg.forecast)
+            # the oracle floor needs the state each step starts from: (v, l, c) of the observation
+            forecaster, lstm = fc.pretrain(key_lstm, base["load"], cfg.forecast, base["obs"][..., :3], env_params)
             report["forecast"] = lstm
         populations = init_population(key_pop, self.net, self.obs_dim, (N_AGENTS, cfg.pop_size))
         opt_states = init_opt_states(self.optimizer, populations, n_lead=2)

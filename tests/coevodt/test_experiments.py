@@ -51,7 +51,7 @@ def test_every_artifact_exists_with_its_columns(tiny_run):
             if mode == "NoPred":
                 assert not rmse.exists()
             else:
-                assert [row["forecaster"] for row in read_csv(rmse)] == ["lstm", "naive", "ar1", "exp_smoothing"]
+                assert [row["forecaster"] for row in read_csv(rmse)] == ["lstm", "naive", "ar1", "exp_smoothing", "oracle"]
         assert _columns(d / f"aggregate_results_mode_{mode}.csv") == list(AGGREGATE_COLUMNS)
         agg = read_csv(d / f"aggregate_results_mode_{mode}.csv")
         assert [row["metric"] for row in agg] == ["qoe", "latency", "cost"]

@@ -73,6 +73,7 @@ def test_lstm_beats_all_baselines_on_forecastable_series():
     assert rmse["lstm"] < rmse["exp_smoothing"], rmse
     assert report["train_loss"][-1] < report["train_loss"][0]
     assert report["test_pred"].shape[1] == len(FORECASTERS)
+    assert np.isnan(rmse["oracle"])  # no states given: no oracle
     assert float(state.lo) == pytest.approx(float(loads[:, :].min()), abs=0.2)
 
 
@@ -84,7 +85,7 @@ def test_finetune_reduces_error_on_its_data_and_keeps_range():
     from jaxtwin.coevodt.forecast import predict
     before = float(jnp.mean((predict(state, x, cfg) - y) ** 2))
     tuned = finetune(state, jax.random.key(4), loads[:10],
-                     ForecastConfig(window=4, hidden=8, online_lr=1e-2, online_epochs=20, batch_size=32))
+                     ForecastConfig(window=4, hidden=8, online_lr=1e-2, online_epochs=20, online_batch_size=32))
     after = float(jnp.mean((predict(tuned, x, cfg) - y) ** 2))
     assert after < before
     assert tuned.lo == state.lo and tuned.hi == state.hi
@@ -94,7 +95,7 @@ def test_forecast_feature_uses_last_load_before_window_and_is_bounded():
     cfg = ForecastConfig(window=4, hidden=8)
     from jaxtwin.nets.forecaster import LSTMForecaster
     params = LSTMForecaster(8).init(jax.random.key(0), jnp.zeros((1, 4)))
-    state = ForecasterState(params=params, lo=jnp.float32(0.5), hi=jnp.float32(1.5))
+    state = ForecasterState(params=params, lo=jnp.float32(0.5), hi=jnp.float32(1.5), delta_scale=jnp.float32(0.1))
     buf = jnp.zeros(4)
     buf = push_load(buf, 0.75)
     np.testing.assert_allclose(buf, [0, 0, 0, 0.75])

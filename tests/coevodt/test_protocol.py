@@ -27,6 +27,9 @@ TINY = ProtocolConfig(episodes=20, episode_len=12, baseline_episodes=10, eval_ep
     (dict(gamma=1.5), "gamma"),
     (dict(policy_hidden=(64, 0)), "policy_hidden"),
     (dict(max_grad_norm=-1.0), "max_grad_norm"),
+    # one window per fine-tune: v2 holds part of them out for early stopping
+    (dict(episodes=20, evolve_freq=1, convergence_window=5, episode_len=9,
+          forecast=ForecastConfig(online_every=1)), "forecast.online_every"),
 ])
 def test_bad_configs_name_the_field(change, field):
     with pytest.raises(ConfigError, match=f"ProtocolConfig.{field}"):
@@ -72,7 +75,7 @@ def test_online_run_shapes_bounds_and_phases(online_runs):
     scores = np.asarray(tr["evolution_scores"])
     assert scores.shape == (2, 2, 3, 3)
     assert np.all(np.isfinite(scores[:, 0])) and np.all(np.isnan(scores[:, 1]))
-    assert out["forecast"]["rmse"].shape == (2, 4) and np.all(np.isfinite(out["forecast"]["rmse"]))
+    assert out["forecast"]["rmse"].shape == (2, 5) and np.all(np.isfinite(out["forecast"]["rmse"]))
     assert np.all((np.asarray(out["trained"]["qoe"]) >= 0) & (np.asarray(out["trained"]["qoe"]) <= 1))
     best = np.asarray(out["best"])
     np.testing.assert_array_equal(best, np.argmax(np.asarray(out["final_scores"]), axis=-1))
