@@ -113,7 +113,9 @@ def split_sizes(n: int, cfg: ForecastConfig) -> tuple[int, int, int]:
     n_val = int(cfg.val_frac * n)
     n_test = n - n_train - n_val
     if min(n_train, n_val, n_test) < 1:
-        raise ConfigError(f"too few sequences ({n}) for a train/val/test split")
+        raise ConfigError(f"too few sequences ({n}) for a train/val/test split with "
+                          f"forecast.train_frac={cfg.train_frac!r}, forecast.val_frac={cfg.val_frac!r}: "
+                          f"{n_train}/{n_val}/{n_test} sequences (each split needs >= 1)")
     return n_train, n_val, n_test
 
 
