@@ -168,7 +168,7 @@ class CivicNumpy:
 
     def __init__(self, n_msps: int = 3, heads_per_msp: int = 1, horizon: int = 100,
                  cooperative: bool = True, *, p_req: float = 0.8, threshold: float = 0.85,
-                 budget_factor: float = 0.8, budget_scale: float = 1.0,
+                 budget_factor: float = 0.8, budget_scale: float = 1.0, T_ref: float = 100.0,
                  unbalanced_budgets: bool | None = None, withdraw_ratio: float = math.inf,
                  stuck_limit: int = 5, w_imm: float = 1.0, w_fin: float = 0.1, I_max: float = 1.0,
                  credit_unit: float = 1e-4, seed: int | None = None):
@@ -194,7 +194,8 @@ class CivicNumpy:
         c_mean = (1.0 + r.V_max) / 2.0
         eps_mean = (r.eps_min + r.eps_max) / 2.0
         cost = myopic_optimal_cost(r, eps_mean, c_mean, threshold)
-        total_units = math.floor(budget_factor * budget_scale * p_req * horizon * cost.sum() / credit_unit)
+        # spec v2: the budget covers the requests expected in T_ref steps, whatever the horizon
+        total_units = math.floor(budget_factor * budget_scale * p_req * T_ref * cost.sum() / credit_unit)
         w = np.linspace(0.4, 1.6, n_msps) if unbalanced else np.ones(n_msps)
         self.initial_budget = np.floor(total_units * w / w.sum()).astype(np.int64)
         self.rng = np.random.default_rng(seed)

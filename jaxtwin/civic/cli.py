@@ -26,7 +26,7 @@ def report_results(rows: list[dict], out: Path) -> None:
     if not rows or "policy" not in rows[0] or not all(m in rows[0] for m in HEADLINE):
         print(f"{len(rows)} rows: see the CSVs in {out}")
         return
-    keys = [k for k in ("n_msps", "horizon", "requests", "ratio", "tolerance") if k in rows[0]] + ["policy"]
+    keys = [k for k in ("n_msps", "horizon", "requests_per_head", "mode", "trial", "ratio") if k in rows[0]] + ["policy"]
     grouped_ci_table(rows, keys, HEADLINE, title="CIVIC: evaluation over the episodes")
 
 

@@ -75,7 +75,7 @@ def grouped_ci_table(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], met
 def print_files(out_dir: str | Path) -> None:
     """The files this run wrote under ``out_dir``, one line per folder (or that it wrote none)."""
     out = Path(out_dir)
-    files = [f for f in artifacts.written_since_claim(out) if not f.name.startswith(".")]
+    files = [f for f in artifacts.written_since_claim(out) if not f.name.startswith(".") and f.exists()]
     if not files:
         print(f"nothing recomputed: the results in {out} were already there (--overwrite recomputes)")
         return

@@ -26,8 +26,10 @@ def test_budget_and_gcp_rule_identical():
                          [(2, 2, 25, True), (3, 1, 20, False)])
 def test_episodes_agree_step_for_step(n_msps, heads_per_msp, horizon, cooperative):
     env = CivicEnv(n_msps, heads_per_msp, horizon, cooperative=cooperative)
-    ref = CivicNumpy(n_msps, heads_per_msp, horizon, cooperative)
-    worst = check_trajectories(env, env.default_params, ref, n_episodes=3, seed=3)
+    # budgets sized for the horizon (T_ref = T) so that they bind within these short episodes
+    ref = CivicNumpy(n_msps, heads_per_msp, horizon, cooperative, T_ref=float(horizon))
+    params = env.default_params.replace(T_ref=float(horizon))
+    worst = check_trajectories(env, params, ref, n_episodes=3, seed=3)
     assert worst["steps"] == 3 * horizon
     assert worst["obs"] < 1e-5 and worst["money_units"] <= 3 * env.n_heads
     # the all-or-nothing drop and (cooperative) GCP withdrawals were exercised
