@@ -128,12 +128,18 @@ def written_files(record: str | os.PathLike) -> list[Path]:
     return [record.parent / n for n in names if (record.parent / n).is_file()]
 
 
+def _read_record(record: str | os.PathLike) -> dict[str, Any]:
+    """The record's JSON table ({} when it is missing or unreadable)."""
+    try:
+        data = json.loads(Path(record).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def record_fingerprint(record: str | os.PathLike) -> str | None:
     """The fingerprint stored in ``record`` (None when there is none)."""
-    try:
-        return json.loads(Path(record).read_text()).get("fingerprint")
-    except (OSError, ValueError, AttributeError):
-        return None
+    return _read_record(record).get("fingerprint")
 
 
 def discard(record: str | os.PathLike) -> None:
@@ -154,13 +160,8 @@ def _remove_old_outputs(record: Path) -> None:
 
 
 def _old_fields(record: Path) -> dict[str, Any] | None:
-    try:
-        old = json.loads(record.read_text())
-    except (OSError, ValueError):
-        return None
-    if isinstance(old, dict) and isinstance(old.get("fingerprint_fields"), dict):
-        return old["fingerprint_fields"]
-    return None
+    fields = _read_record(record).get("fingerprint_fields")
+    return fields if isinstance(fields, dict) else None
 
 
 def claim_output(out_dir: str | os.PathLike, config: Any, *, name: str = "config.json",

@@ -20,12 +20,10 @@ Outputs (tidy CSVs, one row per observation; PNGs; ``config.json``):
   Stackelberg and static Stackelberg; ``compare.png``.
 * ``summary.json``: residuals, convergence flags, timings (and ``warnings``).
 
-Every solve must converge (every grid point of a study): otherwise the step stops
-with :class:`~jaxtwin.core.errors.ResultError` and writes nothing, unless
-``allow_unconverged`` keeps the results (stderr warning; ``converged`` and
-``residual`` columns in the CSVs that lack them): :mod:`jaxtwin.syncgame.checks`.
-Sizes that cannot fit in memory are refused before anything compiles
-(:mod:`jaxtwin.syncgame.sizes`).
+Every solve must converge (every grid point of a study), else the step raises
+:class:`~jaxtwin.core.errors.ResultError` and writes nothing, unless ``allow_unconverged``
+keeps the results, marked (:mod:`jaxtwin.syncgame.checks`). Sizes that cannot fit in
+memory are refused before anything compiles (:mod:`jaxtwin.syncgame.sizes`).
 
 Every solver call runs in float64 (``jax.enable_x64`` around tracing and execution);
 each sensitivity study is ONE jitted ``vmap`` over its grid (grids are padded to a
@@ -46,7 +44,6 @@ import numpy as np
 
 from jaxtwin.core import sharding
 from jaxtwin.core.artifacts import all_exist, write_csv, write_json
-from jaxtwin.core.plotting import fmt_values
 from jaxtwin.core.progress import progress_bar
 from jaxtwin.core.config import ConfigError, record_config, require_choice, require_int, require_positive
 from jaxtwin.syncgame import figures
@@ -194,8 +191,7 @@ def run_trajectories(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite
                           f"n_grid={cfg.n_grid})", sol.residual, sol.converged, tol=cfg.tol, result=sol.result,
                           stale=(csv, png))
         write_csv(csv, _trajectory_rows(sol, cfg.allow_unconverged))
-        figures.trajectories(png, sol, f"Open-loop Nash trajectories, {m} VSPs "
-                                       f"(δ = {fmt_values(np.asarray(default_params(m).delta))}, T = {cfg.T:g})")
+        figures.trajectories(png, sol, np.asarray(default_params(m).delta), cfg.T)
 
 
 def run_ess(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite: bool, progress: bool) -> None:
@@ -388,8 +384,7 @@ def run(config: SyncGameConfig, out_dir, *, overwrite: bool = False, progress: b
     unless ``allow_unconverged`` (:mod:`jaxtwin.syncgame.checks`)."""
     require_steps_fit(config, [name for name in STEPS if config.command in (name, "all")])   # before compiling
     out = Path(out_dir)
-    # steps and sensitivity studies are pieces of one study: they share a folder when the
-    # other options agree (allow_unconverged changes no number: kept results are marked)
+    # steps and studies share a folder when the other options agree (kept unconverged results are marked)
     record_config(out, config, overwrite=overwrite, ignore=("command", "studies", "allow_unconverged"),
                   extra_vsp_deltas=EXTRA_VSP_DELTAS, focal_vsp=FOCAL + 1,
                   studies={n: _grid(config, n) for n in config.studies})

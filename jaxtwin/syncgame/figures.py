@@ -15,8 +15,9 @@ SCHEMES = {"simultaneous": "open-loop Nash", "stackelberg": "Stackelberg (open-l
            "static_stackelberg": "static Stackelberg"}
 
 
-def trajectories(path: Path, sol, title: str) -> None:
-    """UAV shares, sync intensities and DT values of every VSP along one solution."""
+def trajectories(path: Path, sol, delta: np.ndarray, T: float) -> None:
+    """UAV shares, sync intensities and DT values of every VSP along one open-loop Nash
+    solution of the game with sync values ``delta`` and horizon ``T``."""
     ts = np.asarray(sol.ts)
     z, u = np.asarray(sol.states), np.asarray(sol.controls)
     m = u.shape[1]
@@ -28,7 +29,7 @@ def trajectories(path: Path, sol, title: str) -> None:
         for ax, lab in zip(axes, ("UAV share y (fraction)", "sync intensity u (control)", "DT value x")):
             ax.set_xlabel("time t")
             ax.set_ylabel(lab)
-        fig.suptitle(title)
+        fig.suptitle(f"Open-loop Nash trajectories, {m} VSPs (δ = {fmt_values(delta)}, T = {T:g})")
         figure_legend(fig, axes[0])
         save_figure(fig, path)
 
