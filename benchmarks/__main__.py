@@ -11,6 +11,7 @@ BENCHMARKS = {
     "civic": "benchmarks.civic",
     "syncgame": "benchmarks.syncgame",
     "ppo": "benchmarks.ppo_throughput",
+    "sweep": "benchmarks.sweep",
 }
 
 

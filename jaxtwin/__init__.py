@@ -27,6 +27,9 @@ _all, __getattr__, __dir__ = lazy_exports(__name__, {
     "PPOConfig": "jaxtwin.learn.ppo", "make_train": "jaxtwin.learn.ppo", "compute_gae": "jaxtwin.learn.gae",
     "ActorCritic": "jaxtwin.nets.actor_critic", "PolicyNet": "jaxtwin.nets.policy",
     "LSTMForecaster": "jaxtwin.nets.forecaster",
+    # studies of your own
+    "sweep": "jaxtwin.studies", "run_study": "jaxtwin.studies", "Study": "jaxtwin.core.study",
+    "plot_study": "jaxtwin.core.study_plots",
     "ConfigError": "jaxtwin.core.config",
     "ResultError": "jaxtwin.core.errors",
 })

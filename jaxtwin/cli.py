@@ -15,6 +15,12 @@ import sys
 
 from jaxtwin.core.config import LineFormatter, Parser
 
+# commands over every system: name -> (function in jaxtwin.sweep_cli, summary)
+TOOLS: dict[str, tuple[str, str]] = {
+    "sweep": ("sweep_main", "a study of your own: a grid over any fields of a system (`jaxtwin sweep --help`)"),
+    "plot": ("plot_main", "any view of a finished study's summary (`jaxtwin plot --help`)"),
+}
+
 # name -> (module defining SYSTEM, summary for `jaxtwin --help`)
 SYSTEMS: dict[str, tuple[str, str]] = {
     "coevodt": ("jaxtwin.coevodt.cli", "Co-EvoDT: co-evolving DT agents (REINFORCE + evolution + LSTM forecaster)"),
@@ -53,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                "($XDG_CACHE_HOME/jaxtwin/xla).",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    parser.add_argument("system", nargs="?", choices=list(SYSTEMS),
-                        help="\n".join(f"{k}: {v[1]}" for k, v in SYSTEMS.items()))
+    parser.add_argument("system", nargs="?", choices=[*SYSTEMS, *TOOLS],
+                        help="\n".join(f"{k}: {v[1]}" for k, v in {**SYSTEMS, **TOOLS}.items()))
     parser.add_argument("args", nargs=argparse.REMAINDER, help="options of the system")
     ns = parser.parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
     if ns.version:
@@ -69,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
 
         enable_compilation_cache()  # before any JAX work: later runs load compiled programs from disk
         _prepare_devices_early(argv[1:])
+        if ns.system in TOOLS:
+            return int(getattr(importlib.import_module("jaxtwin.sweep_cli"), TOOLS[ns.system][0])(argv[1:]))
         system = importlib.import_module(SYSTEMS[ns.system][0]).SYSTEM
         return int(system.main(argv[1:], prog=f"jaxtwin {ns.system}") or 0)
     except KeyboardInterrupt:  # before the run started (imports): nothing to resume

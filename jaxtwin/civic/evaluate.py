@@ -2,7 +2,8 @@
 their per-episode metrics.
 
 :func:`make_evaluator` runs every policy x seed of one scenario as a single
-jitted program (``lax.map`` over the policy index, ``vmap`` over seeds, the
+jitted program (:func:`policy_metrics` is the same program unjitted, for callers
+that vmap it over scenarios) (``lax.map`` over the policy index, ``vmap`` over seeds, the
 policy picked by ``lax.switch``, one episode a ``lax.scan``) and returns
 per-episode metrics. Every policy sees the same keys, hence the same clients
 and requests (common random numbers). Policies follow
@@ -83,17 +84,13 @@ def run_episode(env: CivicEnv, policy: Policy, key: jax.Array, params: EnvParams
     return state, ret, infos
 
 
-def make_evaluator(env: CivicEnv, policies: Sequence[Policy]):
-    """``evaluate(keys, params) -> metrics`` with arrays of shape ``(n_policies, n_seeds)``.
+def policy_metrics(env: CivicEnv, policies: Sequence[Policy]):
+    """``run(keys, params) -> metrics`` of shape ``(n_policies, n_seeds)``: pure and
+    unjitted, so callers may ``vmap`` it over params (the study engine) before ``jit``.
 
-    One jitted program: ``lax.map`` over policies (``lax.switch`` on the index),
-    ``vmap`` over seeds (``keys``, shared by all policies). Before running,
-    ``evaluate`` hands the (concrete) ``params`` to each policy's ``validate``
-    where it has one, so a policy that cannot act under them (Myopic-Optimal
-    built for a narrower room table) fails with a ``ConfigError`` instead of
-    computing a wrong answer inside the compiled program. Under an outer
-    ``jit`` (e.g. :func:`jaxtwin.core.sharding.sharded_call` over several
-    devices) the params are traced and cannot be checked: validate first.
+    ``lax.map`` over policies (``lax.switch`` on the index), ``vmap`` over seeds
+    (``keys``, shared by all policies). The params are not checked: see
+    :func:`check_policies`.
     """
     policies = tuple(policies)
 
@@ -108,16 +105,34 @@ def make_evaluator(env: CivicEnv, policies: Sequence[Policy]):
 
     per_seed = jax.vmap(one, in_axes=(None, 0, None))
 
-    @jax.jit
     def run(keys, params):
         # lax.map (not vmap) over policies keeps the switch index unbatched, so each
         # policy computes only its own branch (Myopic-Optimal is costly).
         return jax.lax.map(lambda i: per_seed(i, keys, params), jnp.arange(len(policies)))
 
+    return run
+
+
+def check_policies(policies: Sequence[Policy], params: EnvParams) -> None:
+    """Hand concrete ``params`` to each policy's ``validate`` where it has one, so a
+    policy that cannot act under them (Myopic-Optimal built for a narrower room table)
+    fails with a ``ConfigError`` instead of computing a wrong answer when compiled."""
+    for pol in policies:
+        if hasattr(pol, "validate"):
+            pol.validate(params)
+
+
+def make_evaluator(env: CivicEnv, policies: Sequence[Policy]):
+    """``evaluate(keys, params) -> metrics`` with arrays of shape ``(n_policies, n_seeds)``:
+    :func:`policy_metrics` jitted, after :func:`check_policies` on the (concrete) params.
+    Under an outer ``jit`` (e.g. :func:`jaxtwin.core.sharding.sharded_call` over several
+    devices) the params are traced and cannot be checked: validate first.
+    """
+    policies = tuple(policies)
+    run = jax.jit(policy_metrics(env, policies))
+
     def evaluate(keys, params):
-        for pol in policies:
-            if hasattr(pol, "validate"):
-                pol.validate(params)
+        check_policies(policies, params)
         return run(keys, params)
 
     return evaluate

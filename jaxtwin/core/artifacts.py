@@ -119,6 +119,24 @@ def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def parse_cell(text: str) -> Any:
+    """A CSV cell written by :func:`write_csv` back to its value: bool, int, float (exact:
+    floats are written as their shortest repr) or the string itself."""
+    if text in ("True", "False"):
+        return text == "True"
+    for tp in (int, float):
+        try:
+            return tp(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_table(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read a CSV written by :func:`write_csv` with every cell parsed (:func:`parse_cell`)."""
+    return [{c: parse_cell(v) for c, v in r.items()} for r in read_csv(path)]
+
+
 def to_jsonable(obj: Any) -> Any:
     """Dataclasses, tuples, paths and arrays -> JSON-compatible structures."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

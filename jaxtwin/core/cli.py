@@ -150,30 +150,44 @@ class System:
         name = getattr(ns, "_command", "")
         command = self.commands[name]
         what = " ".join(p for p in (prog, name, getattr(ns, "_select", "")) if p)
-        stopped = (f"interrupted: {what} stopped; the finished results and checkpoints in {ns._out} "
-                   "are kept: rerun the same command to resume")
-        t0 = time.perf_counter()
-        try:
+
+        def start():
             sharding.prepare_devices(sharding.cli_devices(ns, ns._config_file))  # before any JAX work
             overrides = {command.select: ns._select} if command.select else {}
             try:
                 config = config_from_args(command.config, ns, config_file=ns._config_file, overrides=overrides)
             except TypeError as err:  # a value the dataclass itself cannot take
                 raise ConfigError(f"{command.config.__name__}: {err}") from None
-            provenance.check_output_dir(ns._out)  # a bad --out fails before any work
-            with prompt_interrupt(stopped):
-                result = command.run(config, ns._out, overwrite=ns._overwrite, progress=ns._progress)
-        except KeyboardInterrupt:
-            print(stopped, file=sys.stderr)
-            return EXIT_CODE
-        except ConfigError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        except ResultError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        if command.report is not None:
-            command.report(result, Path(ns._out))
-        print_files(ns._out)
-        print(f"{what}: done in {time.perf_counter() - t0:.1f} s; results in {ns._out}")
-        return 0
+            return lambda: command.run(config, ns._out, overwrite=ns._overwrite, progress=ns._progress)
+
+        return run_guarded(what, ns._out, start, command.report)
+
+
+def run_guarded(what: str, out: str | Path, start: Callable[[], Callable[[], Any]],
+                report: Callable[[Any, Path], None] | None = None) -> int:
+    """The CLI's one way to run: ``start()`` builds the work (config errors here), ``--out``
+    is checked, the work runs with a prompt Ctrl-C, then the report, the files written and
+    the time. A :class:`ConfigError` is one ``error:`` line and exit 2, a
+    :class:`ResultError` exit 1, an interruption exit 130 with how to resume."""
+    stopped = (f"interrupted: {what} stopped; the finished results and checkpoints in {out} "
+               "are kept: rerun the same command to resume")
+    t0 = time.perf_counter()
+    try:
+        work = start()
+        provenance.check_output_dir(out)  # a bad --out fails before any work
+        with prompt_interrupt(stopped):
+            result = work()
+    except KeyboardInterrupt:
+        print(stopped, file=sys.stderr)
+        return EXIT_CODE
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ResultError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if report is not None:
+        report(result, Path(out))
+    print_files(out)
+    print(f"{what}: done in {time.perf_counter() - t0:.1f} s; results in {out}")
+    return 0

@@ -1,0 +1,112 @@
+"""Co-EvoDT on the study engine (:mod:`jaxtwin.core.engine`): the whole protocol
+(random-policy baseline, forecaster pretraining, REINFORCE with evolution, the
+champions' greedy evaluation) at every point x run, for each forecast mode.
+
+Fields of :class:`~jaxtwin.coevodt.env.EnvParams` are leaves of the params
+vmapped over points (one program per mode for the whole grid); scalar fields of
+:class:`~jaxtwin.coevodt.protocol.ProtocolConfig` (``episodes``,
+``episode_len``, ``pop_size``, ``policy_lr``, ...) fix the program, so each
+value is its own group. The modes (``NoPred``, ``PretrainOnly``, ``Online``)
+are the study's policies; a run is a seed (run ``r`` uses key ``seed + r``, as
+``jaxtwin coevodt``). Metrics per run: the baseline's and the trained
+champions' mean QoE, latency and cost over their episodes, and ``converged``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from jaxtwin.core import sharding
+from jaxtwin.core.study import AxisField
+from jaxtwin.coevodt.env import EnvParams, validate_params
+from jaxtwin.coevodt.protocol import MODES, Protocol, ProtocolConfig
+
+METRICS = ("baseline_qoe", "baseline_latency", "baseline_cost", "trained_qoe", "trained_latency",
+           "trained_cost", "converged")
+PRNG_IMPL = "unsafe_rbg"
+
+
+def _fields() -> dict[str, AxisField]:
+    out = {}
+    env, proto = EnvParams(), ProtocolConfig()
+    for f in dataclasses.fields(EnvParams):
+        v = getattr(env, f.name)
+        if isinstance(v, tuple):   # per-agent weights: a study sets every agent's
+            out[f.name] = AxisField(f.name, float, float(v[0]), help="every agent's " + f.metadata.get("help", ""))
+        else:
+            out[f.name] = AxisField(f.name, float, float(v), help=f.metadata.get("help", ""))
+    for f in dataclasses.fields(ProtocolConfig):
+        v = getattr(proto, f.name)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[f.name] = AxisField(f.name, type(v), v, "shape", f.metadata.get("help", ""))
+    return out
+
+
+class Runner:
+    """One protocol-config group: per mode one program vmapped over points x runs."""
+
+    metrics = METRICS
+
+    def __init__(self, shape: Mapping[str, Any], modes: tuple[str, ...], devices: int):
+        self.policies = modes
+        self.cfg = ProtocolConfig(**shape)   # ConfigError names a bad protocol field
+        self._calls = []
+        for mode in modes:
+            run = jax.vmap(jax.vmap(Protocol(self.cfg, mode).run, in_axes=(0, None)), in_axes=(None, 0))
+            call = jax.jit(lambda p, k, run=run: self._metrics(run(k, p)))
+            self._calls.append(sharding.sharded_call(call, devices, in_axes=(0, None)))
+
+    @staticmethod
+    def _metrics(res) -> dict[str, jax.Array]:
+        out = {f"{s}_{m}": res[s][m].mean(-1) for s in ("baseline", "trained") for m in ("qoe", "latency", "cost")}
+        out["converged"] = res["converged"]
+        return out
+
+    def params(self, values: Mapping[str, Any]) -> EnvParams:
+        """The spec's env params with ``values``, checked (``ConfigError`` names the field)."""
+        base = EnvParams()
+        values = {k: (v,) * len(getattr(base, k)) if isinstance(getattr(base, k), tuple) else v
+                  for k, v in values.items()}
+        return validate_params(base.replace(**values))
+
+    def __call__(self, stacked_params: EnvParams, keys: jax.Array):
+        per_mode = [jax.tree.map(jnp.asarray, call(stacked_params, keys)) for call in self._calls]
+        return {m: jnp.stack([r[m] for r in per_mode], axis=1) for m in METRICS}   # [point, mode, run]
+
+
+class CoEvoDTAdapter:
+    """The study engine's view of Co-EvoDT (see the module doc)."""
+
+    system = "coevodt"
+    policy_label = "mode"
+    seed_label = "run"
+    stochastic = True
+    default_seeds = 5
+    plot_metrics = ("trained_qoe", "trained_latency", "trained_cost")
+    metric_labels = {"trained_qoe": "trained QoE (mean per step)", "trained_latency": "trained latency (mean per step)",
+                     "trained_cost": "trained cost (mean per step)"}
+
+    def __init__(self):
+        self.fields = _fields()
+
+    def policies(self, shape: Mapping[str, Any]) -> tuple[str, ...]:
+        """The three forecast modes."""
+        return MODES
+
+    def default_policies(self, shape: Mapping[str, Any]) -> tuple[str, ...]:
+        """NoPred (the cheapest; ask for ``all`` for the three modes)."""
+        return ("NoPred",)
+
+    def keys(self, seed: int, n: int) -> jax.Array:
+        """Run ``r``'s key from ``seed + r`` (as ``jaxtwin coevodt``)."""
+        return jnp.stack([jax.random.key(seed + r, impl=PRNG_IMPL) for r in range(n)])
+
+    def group(self, shape, fixed_params, policies, n_seeds, devices) -> Runner:
+        """The runner of one protocol-config group."""
+        return Runner(shape, policies, devices)
+
+
+ADAPTER = CoEvoDTAdapter()
