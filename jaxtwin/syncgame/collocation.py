@@ -34,7 +34,8 @@ chain rule, and the linear system is
 solved by a backward Riccati decoupling ``dlambda_k = S_k dz_k + w_k`` (a
 ``lax.scan`` from ``S_K = 0``) then a forward scan for ``dz`` — stable here,
 where forward propagation is not: states decay forward in time while
-costates grow forward. Everything is a ``lax.while_loop``/``scan``, so
+costates grow forward (the scheme, the blocks and the solve, for any such
+problem: :mod:`jaxtwin.syncgame.bvp`). Everything is a ``lax.while_loop``/``scan``, so
 :func:`solve_nash_collocation` jits and vmaps over a params batch;
 :func:`nash_collocation` is the float64 entry point. Both return a
 :class:`jaxtwin.syncgame.nash.GameSolution`, so callers can swap solvers.
@@ -46,12 +47,12 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxtwin.core import linalg
 from jaxtwin.core.config import require_int, require_positive, require_range
+from jaxtwin.syncgame import bvp
+from jaxtwin.syncgame.bvp import assemble_jacobian, riccati_block_solve  # noqa: F401  (public here too)
 from jaxtwin.syncgame.model import initial_state, instantaneous_payoff, state_field
 from jaxtwin.syncgame.nash import GameSolution, initial_controls
-from jaxtwin.syncgame.newton import newton
-from jaxtwin.syncgame.params import SyncParams, call_float64
+from jaxtwin.syncgame.params import QUICK_COMPILE, SyncParams, call_float64
 from jaxtwin.syncgame.results import Result, all_finite, classify
 
 # Residual at which the coarse starting solve stops: its discretisation error
@@ -133,7 +134,8 @@ def pointwise_controls(params: SyncParams, Y: jax.Array) -> jax.Array:
     zero, one = jnp.zeros(m, Y.dtype), jnp.ones(m, Y.dtype)
     g0 = own_gradients(zero, z, lam)
     z_c, lam_c = jax.lax.stop_gradient(z), jax.lax.stop_gradient(lam)
-    curvature = own_gradients(one, z_c, lam_c) - own_gradients(zero, z_c, lam_c)
+    g_c = jax.vmap(lambda u: own_gradients(u, z_c, lam_c))(jnp.stack([one, zero]))   # one trace for both
+    curvature = g_c[0] - g_c[1]
     u = jnp.clip(-g0 / curvature, 0.0, params.u_max)
     return jnp.where(jnp.isfinite(u), u, 0.0)
 
@@ -151,121 +153,38 @@ def bvp_field(params: SyncParams, Y: jax.Array) -> jax.Array:
     5e-13); with the curvature at stop_gradient and jacrev here, 1.6x again (9.3 ->
     5.8 ms per 64 x 61 Jacobians inside the Newton loop).
     """
+    return controls_and_field(params, Y)[1]
+
+
+def controls_and_field(params: SyncParams, Y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(u* (M,), G(Y))``: :func:`pointwise_controls` and :func:`bvp_field` from one evaluation."""
     m = params.n_vsp
     z, lam = split_unknowns(Y, m)
     u = pointwise_controls(params, Y)
     dH_dz = jax.jacrev(lambda zz: hamiltonians(params, zz, lam, u))(z)
-    return jnp.concatenate([state_field(params, z, u), (params.r * lam - dH_dz).reshape(-1)])
+    return u, jnp.concatenate([state_field(params, z, u), (params.r * lam - dH_dz).reshape(-1)])
 
 
 def collocation_residuals(params: SyncParams, ts: jax.Array, Y: jax.Array) -> jax.Array:
     """All residuals of the discrete BVP, flat: ``[z_0 - z0, r_0..r_K-2, lambda_K-1]``
-    (as many as unknowns ``Y (K, n)``). ``G`` is evaluated once per node and midpoint."""
-    h = jnp.diff(ts)[:, None]
-    nz = 2 * params.n_vsp
-    field = jax.vmap(lambda y: bvp_field(params, y))
-    G = field(Y)
-    Gm = field(0.5 * (Y[:-1] + Y[1:]) + (h / 8.0) * (G[:-1] - G[1:]))
-    r = Y[1:] - Y[:-1] - (h / 6.0) * (G[:-1] + 4.0 * Gm + G[1:])
-    return jnp.concatenate([Y[0, :nz] - initial_state(params), r.reshape(-1), Y[-1, nz:]])
+    (as many as unknowns ``Y (K, n)``): :func:`jaxtwin.syncgame.bvp.residuals` of :func:`bvp_field`."""
+    return bvp.residuals(_field(params), initial_state(params), ts, Y)
 
 
 def residuals_and_blocks(params: SyncParams, ts: jax.Array, Y: jax.Array):
-    """``(r (K-1, n), A (K-1, n, n), B (K-1, n, n))``: interval residuals and their
-    Jacobian blocks ``A_k = dr_k/dY_k``, ``B_k = dr_k/dY_k+1``.
-
-    ``dG/dY`` is taken ONCE per node and midpoint (``vmap(jacfwd)``, parallel)
-    and the blocks follow by the chain rule through the midpoint formula::
-
-        A_k = -I - h/6 (G'_k + 4 G'_mid (I/2 + h/8 G'_k))
-        B_k =  I - h/6 (G'_k+1 + 4 G'_mid (I/2 - h/8 G'_k+1))
-
-    (half the G evaluations of differentiating each interval residual, and a
-    third of the traced program: compilation time matters in sweeps and tests).
-    """
-    h = jnp.diff(ts)[:, None]
-    K, n = Y.shape
-    G = jax.vmap(lambda y: bvp_field(params, y))(Y)
-    Ym = 0.5 * (Y[:-1] + Y[1:]) + (h / 8.0) * (G[:-1] - G[1:])
-
-    def field(y):
-        g = bvp_field(params, y)
-        return g, g
-
-    dG, G_all = jax.vmap(jax.jacfwd(field, has_aux=True))(jnp.concatenate([Y, Ym]))
-    dGn, dGm, Gm = dG[:K], dG[K:], G_all[K:]
-    r = Y[1:] - Y[:-1] - (h / 6.0) * (G[:-1] + 4.0 * Gm + G[1:])
-    eye = jnp.eye(n, dtype=Y.dtype)
-    h3 = h[:, :, None]
-    A = -eye - (h3 / 6.0) * (dGn[:-1] + 4.0 * dGm @ (0.5 * eye + (h3 / 8.0) * dGn[:-1]))
-    B = eye - (h3 / 6.0) * (dGn[1:] + 4.0 * dGm @ (0.5 * eye - (h3 / 8.0) * dGn[1:]))
-    return r, A, B
-
-
-# ------------------------------------------------------------- linear solve
-def riccati_block_solve(A: jax.Array, B: jax.Array, r: jax.Array, dz0: jax.Array, dlamK: jax.Array) -> jax.Array:
-    """Solve ``A_k dY_k + B_k dY_k+1 = -r_k`` (k = 0..K-2) with ``dz_0 = dz0`` and
-    ``dlambda_K-1 = dlamK``; returns ``dY (K, n)``.
-
-    Backward sweep (``lax.scan``): with ``dlambda_k+1 = S_k+1 dz_k+1 + w_k+1``
-    (``S_K-1 = 0``, ``w_K-1 = dlamK``) interval ``k`` is the square system
-    ``[A_k^lam, B_k^z + B_k^lam S_k+1] (dlambda_k, dz_k+1) = -r_k - B_k^lam w_k+1 - A_k^z dz_k``,
-    solved for its dependence on ``dz_k``: ``dlambda_k = S_k dz_k + w_k`` and
-    ``dz_k+1 = P_k dz_k + q_k``. Forward sweep: ``dz`` from ``dz0`` by ``P, q``.
-    Only terminal costates and initial states are propagated in their stable
-    directions, so no growing mode is amplified.
-    """
-    nz = dz0.shape[-1]
-    nl = dlamK.shape[-1]
-
-    # Carry-independent slices outside the scans (fewer ops per sequential step).
-    Az, Al = A[..., :nz], A[..., nz:]
-    Bz, Bl = B[..., :nz], B[..., nz:]
-
-    def back(carry, blk):
-        SW1 = carry                                   # [S_k+1 | w_k+1], (nl, nz + 1)
-        Azk, Alk, Bzk, Blk, rk = blk
-        BSW = Blk @ SW1
-        Mk = jnp.concatenate([Alk, Bzk + BSW[:, :nz]], axis=1)
-        rhs = jnp.concatenate([-Azk, (-rk - BSW[:, nz])[:, None]], axis=1)
-        sol = linalg.solve(Mk, rhs)                   # [[S_k | w_k], [P_k | q_k]]; batch-safe on a split CPU
-        return sol[:nl], sol
-
-    init = jnp.concatenate([jnp.zeros((nl, nz), A.dtype), dlamK[:, None]], axis=1)
-    _, sols = jax.lax.scan(back, init, (Az, Al, Bz, Bl, r), reverse=True)
-
-    def fwd(dz, sol):
-        v = sol @ jnp.concatenate([dz, jnp.ones((1,), dz.dtype)])    # (dlambda_k, dz_k+1)
-        return v[nl:], jnp.concatenate([dz, v[:nl]])
-
-    dz_last, rows = jax.lax.scan(fwd, dz0, sols)
-    return jnp.concatenate([rows, jnp.concatenate([dz_last, dlamK])[None]], axis=0)
-
-
-def assemble_jacobian(A: jax.Array, B: jax.Array, nz: int) -> jax.Array:
-    """The dense Jacobian of :func:`collocation_residuals` from its blocks (for tests)."""
-    km1, n, _ = A.shape
-    K = km1 + 1
-    J = jnp.zeros((K * n, K * n), A.dtype)
-    J = J.at[jnp.arange(nz), jnp.arange(nz)].set(1.0)
-    for k in range(km1):
-        row = nz + k * n
-        J = J.at[row:row + n, k * n:(k + 1) * n].set(A[k])
-        J = J.at[row:row + n, (k + 1) * n:(k + 2) * n].set(B[k])
-    last = nz + km1 * n
-    J = J.at[last + jnp.arange(n - nz), (K - 1) * n + nz + jnp.arange(n - nz)].set(1.0)
-    return J
+    """``(r (K-1, n), A (K-1, n, n), B (K-1, n, n))``: interval residuals and their Jacobian
+    blocks (:func:`jaxtwin.syncgame.bvp.residuals_and_blocks` of :func:`bvp_field`)."""
+    return bvp.residuals_and_blocks(_field(params), ts, Y)
 
 
 def newton_direction(params: SyncParams, ts: jax.Array, Y: jax.Array):
-    """``(F(Y) flat, Newton step dY (K, n))`` with ``J(Y) dY = -F(Y)``."""
-    nz = 2 * params.n_vsp
-    r, A, B = residuals_and_blocks(params, ts, Y)
-    bc_z = Y[0, :nz] - initial_state(params)
-    lamK = Y[-1, nz:]
-    F = jnp.concatenate([bc_z, r.reshape(-1), lamK])
-    step = riccati_block_solve(A, B, r, -bc_z, -lamK)
-    return F, jnp.where(jnp.isfinite(step), step, 0.0)
+    """``(F(Y) flat, Newton step dY (K, n))`` with ``J(Y) dY = -F(Y)`` (block Riccati solve,
+    :func:`jaxtwin.syncgame.bvp.riccati_block_solve`)."""
+    return bvp.newton_direction(_field(params), initial_state(params), ts, Y)
+
+
+def _field(params: SyncParams):
+    return lambda y: bvp_field(params, y)
 
 
 # ------------------------------------------------------------------ solver
@@ -299,28 +218,20 @@ def initial_guess(params: SyncParams, ts: jax.Array, substeps: int = 4) -> jax.A
 def hermite_interpolate(params: SyncParams, ts: jax.Array, Y: jax.Array, t_new: jax.Array) -> jax.Array:
     """The collocation solution's C1 cubic Hermite interpolant (values ``Y``, slopes
     ``G(Y)`` at the nodes ``ts``) evaluated at ``t_new``."""
-    G = jax.vmap(lambda y: bvp_field(params, y))(Y)
-    j = jnp.clip(jnp.searchsorted(ts, t_new, side="right") - 1, 0, ts.shape[0] - 2)
-    h = (ts[j + 1] - ts[j])[:, None]
-    th = ((t_new - ts[j]) / (ts[j + 1] - ts[j]))[:, None]
-    h00, h10 = 2 * th ** 3 - 3 * th ** 2 + 1, th ** 3 - 2 * th ** 2 + th
-    h01, h11 = -2 * th ** 3 + 3 * th ** 2, th ** 3 - th ** 2
-    return h00 * Y[j] + h10 * h * G[j] + h01 * Y[j + 1] + h11 * h * G[j + 1]
+    return bvp.hermite_interpolate(_field(params), ts, Y, t_new)
+
+
+def controls_and_payoffs(params: SyncParams, ts: jax.Array, Y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(u* at the nodes (K, M), int_0^T exp(-r t) J_i dt (M,))`` of a solved ``Y``, by Simpson on
+    the nodes and the Hermite midpoints (:func:`jaxtwin.syncgame.bvp.discounted_payoffs`)."""
+    m = params.n_vsp
+    return bvp.discounted_payoffs(lambda y: controls_and_field(params, y),
+                                  lambda y, u: instantaneous_payoff(params, y[: 2 * m], u), params.r, ts, Y, m)
 
 
 def collocation_payoffs(params: SyncParams, ts: jax.Array, Y: jax.Array) -> jax.Array:
     """``int_0^T exp(-r t) J_i dt`` by Simpson on nodes and Hermite midpoints, shape ``(M,)``."""
-    m = params.n_vsp
-    h = jnp.diff(ts)[:, None]
-    G = jax.vmap(lambda y: bvp_field(params, y))(Y)
-    Ymid = 0.5 * (Y[:-1] + Y[1:]) + (h / 8.0) * (G[:-1] - G[1:])
-
-    def integrand(t, y):
-        return jnp.exp(-params.r * t) * instantaneous_payoff(params, y[: 2 * m], pointwise_controls(params, y))
-
-    g = jax.vmap(integrand)(ts, Y)
-    gm = jax.vmap(integrand)(0.5 * (ts[:-1] + ts[1:]), Ymid)
-    return jnp.sum((h / 6.0) * (g[:-1] + 4.0 * gm + g[1:]), axis=0)
+    return controls_and_payoffs(params, ts, Y)[1]
 
 
 def solve_nash_collocation(params: SyncParams, opts: CollocationOptions = CollocationOptions(),
@@ -354,14 +265,13 @@ def solve_nash_collocation(params: SyncParams, opts: CollocationOptions = Colloc
         # a coarse solve that failed is no better a start than the simulated guess
         Y0 = jnp.where(coarse.converged, hermite_interpolate(params, coarse.ts, Yc, ts), initial_guess(params, ts))
     Y0 = initial_guess(params, ts) if Y0 is None else Y0
-    res = newton(lambda Y: (*newton_direction(params, ts, Y), None), Y0, tol=opts.tol, max_iter=opts.max_iter,
-                 max_halvings=opts.max_halvings, residual=lambda Y: collocation_residuals(params, ts, Y))
+    res = bvp.solve(_field(params), initial_state(params), ts, Y0, tol=opts.tol, max_iter=opts.max_iter,
+                    max_halvings=opts.max_halvings)
     Y, residual, it = res.value, res.residual, res.iterations
 
     m = params.n_vsp
     z, lam = split_unknowns(Y, m)
-    us = jax.vmap(lambda y: pointwise_controls(params, y))(Y)
-    payoffs = collocation_payoffs(params, ts, Y)
+    us, payoffs = controls_and_payoffs(params, ts, Y)
     code = classify(residual, opts.tol, all_finite(Y, payoffs))
     return GameSolution(ts, z, lam, us, payoffs, residual, code == Result.CONVERGED, it, code)
 
@@ -375,5 +285,7 @@ def nash_collocation(params: SyncParams, opts: CollocationOptions = CollocationO
     ``result == Result.NOT_FINITE`` for that point.
 
     ``devices`` (batched only; 0 = all, see :func:`jaxtwin.core.sharding.sharded_call`)
-    spreads the parameter points over devices."""
-    return call_float64(solve_nash_collocation, params, static=(opts,), batched=batched, devices=devices)
+    spreads the parameter points over devices. Compiled with
+    :data:`~jaxtwin.syncgame.params.QUICK_COMPILE`: it runs in milliseconds."""
+    return call_float64(solve_nash_collocation, params, static=(opts,), batched=batched, devices=devices,
+                        compile_with=QUICK_COMPILE)

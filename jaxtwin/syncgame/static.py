@@ -2,7 +2,7 @@
 
 Every VSP commits to a constant ``u_i`` for the whole horizon; UAV shares
 follow the replicator under the constants and payoffs are the same discounted
-integrals (:func:`jaxtwin.syncgame.replicator.simulate`). Followers play Nash
+integrals (the steps of :func:`jaxtwin.syncgame.replicator.simulate`, :func:`constant_path`). Followers play Nash
 among themselves in constants (projected Newton on their payoff gradients, by
 the shared driver :func:`jaxtwin.syncgame.newton.newton`);
 the leader picks its constant anticipating those responses (grid search with
@@ -17,11 +17,11 @@ import jax
 import jax.numpy as jnp
 
 from jaxtwin.core import linalg
-from jaxtwin.syncgame.model import supply_matching_controls
+from jaxtwin.syncgame.model import initial_state, instantaneous_payoff, state_field, supply_matching_controls
 from jaxtwin.syncgame.newton import NewtonResult, newton
-from jaxtwin.syncgame.params import SyncParams, call_float64
-from jaxtwin.syncgame.replicator import simulate, time_grid
-from jaxtwin.syncgame.results import Result, all_finite, classify
+from jaxtwin.syncgame.params import LEAN_COMPILE, SyncParams, call_float64
+from jaxtwin.syncgame.replicator import time_grid
+from jaxtwin.syncgame.results import all_finite, classify
 from jaxtwin.syncgame.stackelberg import split_roles
 
 # First-order residual at which the static games stop: the pseudo-gradient dP_j/du_j
@@ -33,8 +33,8 @@ STATIC_TOL = 1e-10
 class StaticSolution(NamedTuple):
     """Constant controls ``(M,)``, their payoffs ``(M,)``, state path, the
     followers' first-order (KKT) residual at the constants and its
-    :class:`~jaxtwin.syncgame.results.Result` code (``ODE_FAILED`` when the final
-    simulation failed)."""
+    :class:`~jaxtwin.syncgame.results.Result` code (``NOT_FINITE`` when the final
+    path is not finite: the fixed-step solve cannot fail otherwise)."""
 
     controls: jax.Array
     payoffs: jax.Array
@@ -44,10 +44,46 @@ class StaticSolution(NamedTuple):
     result: jax.Array
 
 
+def constant_path(params: SyncParams, u: jax.Array, n_grid: int = 201, *, save: bool = True):
+    """``(states (n_grid, 2M) or None, payoffs (M,))`` when every VSP plays the constant ``u``:
+    the states and discounted payoffs integrated together on the uniform ``n_grid`` nodes.
+
+    The steps :func:`~jaxtwin.syncgame.replicator.simulate` takes on that grid (Tsit5,
+    one step per interval, diffrax's own tableau ``diffrax.Tsit5.tableau``), written as a
+    ``lax.scan`` (forward-mode differentiable; ``save=False`` keeps only the payoffs).
+    Why not ``simulate``: this is differentiated twice (the followers' Newton on their
+    payoff gradients) inside the leader's 41-point search, and measured on 3 VSPs
+    (2 busy cores) the static Stackelberg program traced in 3.3 s, compiled in 2.3 s and
+    ran in 0.9 s this way, against 6.7, 8.7 and 2.2 s through ``diffeqsolve`` (which
+    carries adaptivity, events and dense output this fixed-step solve never uses).
+    Payoffs agree with ``simulate`` to 1e-12 relative (tested).
+    """
+    m = u.shape[0]
+    tableau = diffrax.Tsit5.tableau
+    stages = max(i for i, w in enumerate(tableau.b_sol) if w != 0) + 1   # the FSAL stage has no weight
+    h = params.T / (n_grid - 1)
+
+    def rhs(t, state):
+        z = state[: 2 * m]
+        return jnp.concatenate([state_field(params, z, u), jnp.exp(-params.r * t) * instantaneous_payoff(params, z, u)])
+
+    def step(state, k):
+        # the stages unrolled: a loop over them traced the field once but ran 5x slower
+        t = k * h
+        slopes = [rhs(t, state)]
+        for c, a in zip(tableau.c[: stages - 1], tableau.a_lower[: stages - 1]):
+            slopes.append(rhs(t + c * h, state + h * sum(a_j * k_j for a_j, k_j in zip(a, slopes))))
+        new = state + h * sum(w * k_i for w, k_i in zip(tableau.b_sol[:stages], slopes))
+        return new, (new[: 2 * m] if save else None)
+
+    z0 = initial_state(params)
+    end, zs = jax.lax.scan(step, jnp.concatenate([z0, jnp.zeros(m, z0.dtype)]), jnp.arange(n_grid - 1))
+    return (jnp.concatenate([z0[None], zs]) if save else None), end[2 * m:]
+
+
 def constant_payoffs(params: SyncParams, u: jax.Array, n_grid: int = 201) -> jax.Array:
-    """Discounted payoffs ``(M,)`` when every VSP plays the constant ``u`` (forward-mode differentiable)."""
-    ts = time_grid(params.T, n_grid)
-    return simulate(params, ts, jnp.broadcast_to(u, (n_grid, u.shape[0])), adjoint=diffrax.ForwardMode()).payoffs
+    """Discounted payoffs ``(M,)`` when every VSP plays the constant ``u`` (:func:`constant_path`)."""
+    return constant_path(params, u, n_grid, save=False)[1]
 
 
 def constant_nash(params: SyncParams, u: jax.Array, players: Sequence[int], n_grid: int = 201,
@@ -87,10 +123,9 @@ def constant_nash(params: SyncParams, u: jax.Array, players: Sequence[int], n_gr
 def _static_solution(params: SyncParams, res: NewtonResult, n_grid: int, tol: float) -> StaticSolution:
     """Simulate the constants of ``res`` and wrap everything up."""
     u = res.value
-    ts = time_grid(params.T, n_grid)
-    traj = simulate(params, ts, jnp.broadcast_to(u, (n_grid, params.n_vsp)))
-    code = classify(res.residual, tol, all_finite(u, traj.payoffs, traj.states), traj.result != Result.ODE_FAILED)
-    return StaticSolution(u, traj.payoffs, ts, traj.states, res.residual, code)
+    states, payoffs = constant_path(params, u, n_grid)
+    code = classify(res.residual, tol, all_finite(u, payoffs, states))
+    return StaticSolution(u, payoffs, time_grid(params.T, n_grid), states, res.residual, code)
 
 
 def static_stackelberg(params: SyncParams, leaders: Sequence[int] = (0,), n_grid: int = 201,
@@ -128,5 +163,6 @@ def static_nash(params: SyncParams, n_grid: int = 201, tol: float = STATIC_TOL) 
 
 
 def static_stackelberg_equilibrium(params: SyncParams, leaders: Sequence[int] = (0,), n_grid: int = 201) -> StaticSolution:
-    """float64 entry point of :func:`static_stackelberg`."""
-    return call_float64(static_stackelberg, params, static=(tuple(leaders), n_grid))
+    """float64 entry point of :func:`static_stackelberg` (compiled with
+    :data:`~jaxtwin.syncgame.params.LEAN_COMPILE`)."""
+    return call_float64(static_stackelberg, params, static=(tuple(leaders), n_grid), compile_with=LEAN_COMPILE)
