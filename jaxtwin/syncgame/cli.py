@@ -24,7 +24,8 @@ def _solves(summary: dict) -> list[dict]:
                      for study, e in entry.items()]
         elif name == "compare":
             rows += [{"solve": f"compare {scheme}", "residual": entry.get(f"{scheme}_residual"),
-                      "converged": entry.get(f"{scheme}_converged", True), "seconds": entry.get("seconds")}
+                      "converged": entry.get(f"{scheme}_converged", True),
+                      "seconds": entry.get(f"{scheme}_seconds", entry.get("seconds"))}
                      for scheme in ("nash", "stackelberg", "static")]
         elif "residual" in entry or "max_final_distance" in entry:
             rows.append({"solve": name, "residual": entry.get("residual", entry.get("max_final_distance")),

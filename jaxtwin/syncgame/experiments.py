@@ -4,8 +4,8 @@ config's ``command`` picks one or ``all``). ``jaxtwin syncgame <command> --out D
 
 Outputs (tidy CSVs, one row per observation; PNGs; ``config.json``):
 
-* ``trajectories_{2,4}vsp.csv``: ``t, vsp, x, y, u`` of the open-loop Nash paths;
-  ``trajectories_{2,4}vsp.png``.
+* ``trajectories_{2,4}vsp.csv``: ``t, vsp, x, y, u`` of the open-loop Nash paths at the
+  solver's nodes (graded toward both ends for collocation); ``trajectories_{2,4}vsp.png``.
 * ``ess.csv``: ``t, y1_0, y1`` replicator paths under the Nash plateau controls
   from ``y_1(0) = 0.1 .. 0.9`` plus a perturbed rest point (``y1_0 = -1`` marks
   it); ``ess.png``.
@@ -25,11 +25,11 @@ Every solve must converge (every grid point of a study), else the step raises
 keeps the results, marked (:mod:`jaxtwin.syncgame.checks`). Sizes that cannot fit in
 memory are refused before anything compiles (:mod:`jaxtwin.syncgame.sizes`).
 
-Every solver call runs in float64 (``jax.enable_x64`` around tracing and execution);
-each sensitivity study is ONE jitted ``vmap`` over its grid (grids are padded to a
-common length so all studies share one compilation), solved by 4th-order
-collocation (:mod:`jaxtwin.syncgame.collocation`; ``--sens-solver pmp`` for the
-forward-backward sweep solver the trajectories and comparison use).
+Every solver call runs in float64; each sensitivity study is ONE jitted ``vmap`` over its
+grid (padded to a common length: one compilation for all). Every Nash and Stackelberg
+solve is collocation (:mod:`~jaxtwin.syncgame.collocation`,
+:mod:`~jaxtwin.syncgame.stackelberg_collocation`), or with ``--solver pmp`` the sweep
+solver (:mod:`~jaxtwin.syncgame.nash`, :mod:`~jaxtwin.syncgame.stackelberg`).
 """
 from __future__ import annotations
 
@@ -51,13 +51,14 @@ from jaxtwin.syncgame.checks import REST_POINT_TOL, require_converged
 from jaxtwin.syncgame.collocation import CollocationOptions, nash_collocation
 from jaxtwin.syncgame.findings import write_findings
 from jaxtwin.syncgame.nash import nash_equilibrium
-from jaxtwin.syncgame.params import EXTRA_VSP_DELTAS, as_float64, default_params, stack_params
+from jaxtwin.syncgame.params import EXTRA_VSP_DELTAS, QUICK_COMPILE, call_float64, default_params, stack_params
 from jaxtwin.syncgame.pmp import SolverOptions, resolve_substeps
-from jaxtwin.syncgame.model import replicator_field
-from jaxtwin.syncgame.replicator import replicator_rest_point, simulate_replicator
+from jaxtwin.syncgame.paths import plateau_mean, rest_point, rest_points, settle_time  # noqa: F401 (public here)
+from jaxtwin.syncgame.replicator import simulate_replicator
 from jaxtwin.syncgame.results import Result
 from jaxtwin.syncgame.sizes import require_steps_fit
 from jaxtwin.syncgame.stackelberg import stackelberg_equilibrium
+from jaxtwin.syncgame.stackelberg_collocation import stackelberg_collocation
 from jaxtwin.syncgame.static import STATIC_TOL, static_stackelberg_equilibrium
 
 # Sensitivity grids on the 4-VSP base (VSP index k = 1 is the focal "VSP k").
@@ -81,11 +82,11 @@ class SyncGameConfig:
     T: float = dataclasses.field(default=50.0, metadata={"help": "horizon T"})
     n_grid: int = dataclasses.field(default=201, metadata={"help": "time-grid nodes for trajectories/compare"})
     sens_n_grid: int = dataclasses.field(default=101, metadata={"help": "time-grid nodes for the sensitivity studies"})
-    sens_solver: str = dataclasses.field(default="collocation", metadata={"help": "sensitivity studies' Nash solver: collocation (4th order, graded mesh; syncgame.collocation) or pmp (forward-backward sweep, Newton; syncgame.nash)"})
-    tol: float = dataclasses.field(default=1e-8, metadata={"help": "fixed-point tolerance (max |Phi(u)-u|)"})
+    solver: str = dataclasses.field(default="collocation", metadata={"help": "solver of every Nash and Stackelberg solve: collocation (4th order, graded mesh; syncgame.collocation, syncgame.stackelberg_collocation) or pmp (forward-backward sweep, Newton; syncgame.nash, syncgame.stackelberg)"})
+    tol: float = dataclasses.field(default=1e-8, metadata={"help": "convergence tolerance of every solve: max |collocation residual| (pmp: max |Phi(u)-u|)"})
     max_iter: int = dataclasses.field(default=60, metadata={"help": "max Newton iterations"})
     allow_unconverged: bool = dataclasses.field(default=False, metadata={"help": "keep the results of a solve that did not converge (marked converged=false in the CSVs and summary.json, with a warning on stderr) instead of stopping with an error"})
-    linear_solver: str = dataclasses.field(default="dense", metadata={"help": "Newton linear solver: dense or gmres"})
+    linear_solver: str = dataclasses.field(default="dense", metadata={"help": "pmp solver's Newton linear solve: dense or gmres"})
     studies: tuple[str, ...] = dataclasses.field(default=tuple(STUDIES), metadata={"help": "sensitivity studies to run"})
     max_grid_points: int = dataclasses.field(default=0, metadata={"help": "if > 0, keep only this many (evenly spread) values of each sensitivity grid"})
     compare_n_vsp: int = dataclasses.field(default=3, metadata={"help": "VSPs in the payoff comparison (1 leader + the rest followers)"})
@@ -103,7 +104,7 @@ class SyncGameConfig:
         require_int(self, "compare_n_vsp", minimum=2)
         require_int(self, "leader", minimum=0)
         require_choice(self, "linear_solver", ("dense", "gmres"))
-        require_choice(self, "sens_solver", ("collocation", "pmp"))
+        require_choice(self, "solver", ("collocation", "pmp"))
         sharding.require_devices(self, "devices")
         if self.compare_n_vsp > 4:
             raise ConfigError(f"SyncGameConfig.compare_n_vsp={self.compare_n_vsp!r}: must be in [2, 4]")
@@ -113,36 +114,23 @@ class SyncGameConfig:
             if s not in STUDIES:
                 raise ConfigError(f"SyncGameConfig.studies={self.studies!r}: unknown study {s!r}; valid: {tuple(STUDIES)}")
 
-    def collocation_options(self) -> CollocationOptions:
-        """The sensitivity studies' collocation settings (graded mesh, 9-node start)."""
-        return CollocationOptions(n_grid=self.sens_n_grid, tol=self.tol, max_iter=self.max_iter,
-                                  grading=0.7, coarse_grid=9)
+    def collocation_options(self, n_grid: int, batched: bool = False) -> CollocationOptions:
+        """Every collocation solve's settings on ``n_grid`` nodes: graded mesh; a batch starts
+        from a 9-node solve (6-7 fine Newton steps down to 2 for every point), a single solve
+        from the simulated guess (it runs in ms; the coarse solve doubles what compiles)."""
+        return CollocationOptions(n_grid=n_grid, tol=self.tol, max_iter=self.max_iter, grading=0.7,
+                                  coarse_grid=9 if batched else 0)
 
     def options(self, n_grid: int) -> SolverOptions:
+        """Every sweep-solver (``solver = pmp``) solve's settings on ``n_grid`` nodes."""
         return SolverOptions(n_grid=n_grid, tol=self.tol, max_iter=self.max_iter, linear_solver=self.linear_solver)
+
+    def solver_label(self, n_grid: int) -> str:
+        """How reports name the solver of a solve on ``n_grid`` nodes."""
+        return f"{'collocation' if self.solver == 'collocation' else 'sweep solver'}, n_grid={n_grid}"
 
 
 # ------------------------------------------------------------------ helpers
-def plateau_mean(ts: np.ndarray, values: np.ndarray, T: float, axis: int = 0) -> np.ndarray:
-    """Time average of ``values`` (nodes ``ts`` along ``axis``) over ``[0.4T, 0.6T]``,
-    by linear interpolation on 41 even points: independent of where the nodes lie
-    (uniform for the sweep solver, graded for collocation)."""
-    t_eval = np.linspace(0.4 * T, 0.6 * T, 41)
-    # row k of the identity interpolated = node k's weight at each evaluation point
-    weights = np.stack([np.interp(t_eval, ts, e) for e in np.eye(ts.shape[0])]).mean(axis=1)
-    return np.tensordot(weights, np.moveaxis(values, axis, 0), axes=1)
-
-
-def _settle_time(ts: np.ndarray, y: np.ndarray, target: np.ndarray, tol: float = 0.01) -> float:
-    """First time from which every share stays within ``tol`` of ``target`` up to 0.6 T (NaN if never)."""
-    window = ts <= 0.6 * ts[-1]
-    far = np.any(np.abs(y[window] - target) > tol, axis=1)
-    if not far.any():
-        return 0.0
-    last = np.nonzero(far)[0][-1]
-    return float(ts[window][last + 1]) if last + 1 < window.sum() else float("nan")
-
-
 def _trajectory_rows(sol, flags: bool) -> list[dict]:
     """One row per node and VSP; with ``flags`` (``allow_unconverged``) the solve's
     ``converged`` and ``residual`` on every row."""
@@ -154,25 +142,23 @@ def _trajectory_rows(sol, flags: bool) -> list[dict]:
             for k in range(ts.size) for i in range(m)]
 
 
-def _rest_point(params, u):
-    """The replicator rest point under constant ``u`` and its residual: the larger of
-    ``max |dy/dt|`` there and its distance from the simplex."""
-    y = replicator_rest_point(params, u)
-    off_simplex = jnp.maximum(jnp.abs(jnp.sum(y) - 1.0), jnp.max(-y))
-    return y, jnp.maximum(jnp.max(jnp.abs(replicator_field(params, y, u))), off_simplex)
-
-
-def _rest_points(stacked_params, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_rest_point` for each parameter set under its constant controls ``u``
-    (``residual`` +inf where the rest point is not finite)."""
-    with jax.enable_x64(True):
-        y, res = jax.jit(jax.vmap(_rest_point))(as_float64(stacked_params), jnp.asarray(u))
-    y, res = np.asarray(y), np.asarray(res)
-    return y, np.where(np.all(np.isfinite(y), axis=-1) & np.isfinite(res), res, np.inf)
-
-
 def _nash(params, cfg: SyncGameConfig, n_grid: int, batched: bool = False):
+    """Open-loop Nash by ``cfg.solver`` on ``n_grid`` nodes."""
+    if cfg.solver == "collocation":
+        return nash_collocation(params, cfg.collocation_options(n_grid, batched), batched=batched, devices=cfg.devices)
     return nash_equilibrium(params, cfg.options(n_grid), batched=batched, devices=cfg.devices)
+
+
+def _stackelberg(params, cfg: SyncGameConfig):
+    """Open-loop Stackelberg with leader ``cfg.leader`` by ``cfg.solver`` on ``cfg.n_grid`` nodes."""
+    if cfg.solver == "collocation":
+        return stackelberg_collocation(params, (cfg.leader,), cfg.collocation_options(cfg.n_grid))
+    return stackelberg_equilibrium(params, (cfg.leader,), cfg.options(cfg.n_grid))
+
+
+def _replicator_paths(params, u, starts, t_eval):
+    """UAV shares under the constant ``u`` from each of ``starts``, saved at ``t_eval``."""
+    return jax.vmap(lambda y0: simulate_replicator(params, u, y0, t_eval))(starts)
 
 
 # ------------------------------------------------------------ experiments
@@ -187,9 +173,9 @@ def run_trajectories(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite
         summary[f"trajectories_{m}vsp"] = dict(residual=float(sol.residual), converged=bool(sol.converged),
                                                iterations=int(sol.iterations), payoffs=np.asarray(sol.payoffs).tolist(),
                                                seconds=time.perf_counter() - t0)
-        require_converged(cfg, summary, "trajectories", f"the {m}-VSP open-loop Nash solve (sweep solver, "
-                          f"n_grid={cfg.n_grid})", sol.residual, sol.converged, tol=cfg.tol, result=sol.result,
-                          stale=(csv, png))
+        require_converged(cfg, summary, "trajectories", f"the {m}-VSP open-loop Nash solve "
+                          f"({cfg.solver_label(cfg.n_grid)})", sol.residual, sol.converged, tol=cfg.tol,
+                          result=sol.result, stale=(csv, png))
         write_csv(csv, _trajectory_rows(sol, cfg.allow_unconverged))
         figures.trajectories(png, sol, np.asarray(default_params(m).delta), cfg.T)
 
@@ -204,18 +190,16 @@ def run_ess(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite: bool, p
     sol = _nash(params, cfg, cfg.n_grid)
     summary["ess"] = dict(nash_residual=float(sol.residual), nash_converged=bool(sol.converged))
     ok = require_converged(cfg, summary, "ess", "the 2-VSP open-loop Nash solve behind the plateau controls "
-                           f"(sweep solver, n_grid={cfg.n_grid})", sol.residual, sol.converged, tol=cfg.tol,
+                           f"({cfg.solver_label(cfg.n_grid)})", sol.residual, sol.converged, tol=cfg.tol,
                            result=sol.result, stale=(csv, png))
     ts = np.asarray(sol.ts)
     u_plateau = plateau_mean(ts, np.asarray(sol.controls), cfg.T)
-    with jax.enable_x64(True):
-        p64 = as_float64(params)
-        u = jnp.asarray(u_plateau)
-        rest, rest_res = (np.asarray(a) for a in _rest_point(p64, u))
-        starts = [np.array([a, 1 - a]) for a in np.round(np.arange(0.1, 0.95, 0.1), 2)]
-        starts.append(rest + np.array([0.05, -0.05]))
-        t_eval = jnp.linspace(0.0, cfg.ess_horizon, 201)
-        paths = np.asarray(jax.jit(jax.vmap(lambda y0: simulate_replicator(p64, u, y0, t_eval)))(jnp.asarray(np.stack(starts))))
+    rest, rest_res = (np.asarray(a) for a in call_float64(rest_point, params, u_plateau, check=False))
+    starts = [np.array([a, 1 - a]) for a in np.round(np.arange(0.1, 0.95, 0.1), 2)]
+    starts.append(rest + np.array([0.05, -0.05]))
+    t_eval = np.linspace(0.0, cfg.ess_horizon, 201)
+    paths = np.asarray(call_float64(_replicator_paths, params, u_plateau, np.stack(starts), t_eval,
+                                    check=False, compile_with=QUICK_COMPILE))
     labels = [float(s[0]) for s in starts[:-1]] + [-1.0]
     rest_res = float(rest_res) if np.all(np.isfinite(rest)) and np.isfinite(rest_res) else np.inf
     summary["ess"]["rest_point_residual"] = rest_res
@@ -228,7 +212,7 @@ def run_ess(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite: bool, p
                       stale=(csv, png), fixed_iterations=True)
     flags = lambda j: dict(converged=bool(ok and path_ok[j]), residual=float(sol.residual)) if cfg.allow_unconverged else {}  # noqa: E731
     rows = [dict(t=float(t), y1_0=lab, y1=float(paths[j, k, 0]), **flags(j))
-            for j, lab in enumerate(labels) for k, t in enumerate(np.asarray(t_eval))]
+            for j, lab in enumerate(labels) for k, t in enumerate(t_eval)]
     write_csv(csv, rows)
     final_err = float(np.abs(paths[:, -1, :] - rest).max())
     summary["ess"].update(u_plateau=u_plateau.tolist(), rest_point=rest.tolist(), max_final_distance=final_err)
@@ -271,10 +255,7 @@ def _solve_study(cfg: SyncGameConfig, name: str, pad: int):
     plist = plist + [plist[-1]] * (pad - len(plist))   # one compilation for all studies
     t0 = time.perf_counter()
     stacked = stack_params(plist)
-    if cfg.sens_solver == "collocation":
-        sol = nash_collocation(stacked, cfg.collocation_options(), batched=True, devices=cfg.devices)
-    else:
-        sol = _nash(stacked, cfg, cfg.sens_n_grid, batched=True)
+    sol = _nash(stacked, cfg, cfg.sens_n_grid, batched=True)
     return vals, stacked, sol, time.perf_counter() - t0
 
 
@@ -287,7 +268,7 @@ def _study_rows(name: str, vals, sol, u_plat, y_rest, rest_ok, T: float) -> list
         m = u_plat.shape[1]
         z_plat = plateau_mean(ts, z, T)
         y_plat = z_plat[m:]
-        settle = _settle_time(ts, z[:, m:], y_plat)
+        settle = settle_time(ts, z[:, m:], y_plat)
         for i in range(m):
             rows.append(dict(study=name, value=v, vsp=i + 1, u_plateau=u_plat[j, i], y_plateau=y_plat[i],
                              y_rest=y_rest[j, i], x_plateau=z_plat[i], payoff=float(sol.payoffs[j, i]),
@@ -313,15 +294,15 @@ def run_sensitivity(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite:
         entry = summary.setdefault("sensitivity", {})[name] = dict(
             max_residual=float(np.max(np.asarray(sol.residual)[:n])), all_converged=bool(np.all(converged)),
             unconverged_points=int(np.sum(~converged)),
-            max_iterations=int(np.max(np.asarray(sol.iterations))), seconds=secs, solver=cfg.sens_solver,
+            max_iterations=int(np.max(np.asarray(sol.iterations))), seconds=secs, solver=cfg.solver,
             **({"substeps": resolve_substeps(stacked, cfg.options(cfg.sens_n_grid)).substeps}
-               if cfg.sens_solver == "pmp" else {}))
+               if cfg.solver == "pmp" else {}))
         labels, stale = [f"{name}={v:g}" for v in vals], (csv, png, out / "findings.csv")
-        require_converged(cfg, summary, "sensitivity", f"study {name}: the 4-VSP Nash solves ({cfg.sens_solver}, "
-                          f"n_grid={cfg.sens_n_grid})", np.asarray(sol.residual)[:n], converged, tol=cfg.tol,
+        require_converged(cfg, summary, "sensitivity", f"study {name}: the 4-VSP Nash solves "
+                          f"({cfg.solver_label(cfg.sens_n_grid)})", np.asarray(sol.residual)[:n], converged, tol=cfg.tol,
                           result=np.asarray(sol.result)[:n], labels=labels, stale=stale)
         u_plat = plateau_mean(np.asarray(sol.ts[0]), np.asarray(sol.controls), cfg.T, axis=1)
-        y_rest, rest_res = _rest_points(stacked, u_plat)
+        y_rest, rest_res = rest_points(stacked, u_plat)
         entry["max_rest_point_residual"] = float(np.max(rest_res[:n]))
         rest_ok = rest_res[:n] <= REST_POINT_TOL
         require_converged(cfg, summary, "sensitivity", f"study {name}: the replicator rest points under the plateau "
@@ -342,22 +323,23 @@ def run_compare(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite: boo
     if all_exist([csv, png]) and not overwrite:
         return
     params = default_params(cfg.compare_n_vsp, T=cfg.T)
-    opts = cfg.options(cfg.n_grid)
-    m = cfg.compare_n_vsp
+    m, how = cfg.compare_n_vsp, cfg.solver_label(cfg.n_grid)
     t0 = time.perf_counter()
     entry = summary["compare"] = {}
     schemes = []
     for scheme, key, solve, what, tol in (
-            ("simultaneous", "nash", lambda: nash_equilibrium(params, opts), "open-loop Nash (sweep solver)", cfg.tol),
-            ("stackelberg", "stackelberg", lambda: stackelberg_equilibrium(params, (cfg.leader,), opts),
-             f"open-loop Stackelberg, leader VSP {cfg.leader + 1} (sweep solver)", cfg.tol),
+            ("simultaneous", "nash", lambda: _nash(params, cfg, cfg.n_grid), f"open-loop Nash ({how})", cfg.tol),
+            ("stackelberg", "stackelberg", lambda: _stackelberg(params, cfg),
+             f"open-loop Stackelberg, leader VSP {cfg.leader + 1} ({how})", cfg.tol),
             ("static_stackelberg", "static",
              lambda: static_stackelberg_equilibrium(params, (cfg.leader,), n_grid=cfg.n_grid),
-             f"static Stackelberg in constants, leader VSP {cfg.leader + 1}", STATIC_TOL)):
+             f"static Stackelberg in constants, leader VSP {cfg.leader + 1} (n_grid={cfg.n_grid})", STATIC_TOL)):
+        t_solve = time.perf_counter()
         sol = solve()
         converged = int(sol.result) == Result.CONVERGED
-        entry.update({f"{key}_residual": float(sol.residual), f"{key}_converged": converged})
-        ok = require_converged(cfg, summary, "compare", f"the {m}-VSP {what} solve (n_grid={cfg.n_grid})",
+        entry.update({f"{key}_residual": float(sol.residual), f"{key}_converged": converged,
+                      f"{key}_seconds": time.perf_counter() - t_solve})
+        ok = require_converged(cfg, summary, "compare", f"the {m}-VSP {what} solve",
                                sol.residual, converged, tol=tol, result=sol.result, stale=(csv, png),
                                fixed_iterations=scheme == "static_stackelberg")
         schemes.append((scheme, sol, ok))

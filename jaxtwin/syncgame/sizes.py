@@ -17,9 +17,11 @@ temp bytes, float64, CPU; measured on 2 and 3-4 VSPs, 51 to 401 nodes, T = 50 an
   so this is ``O(n_grid * T)``: the term behind ``--T 1e6`` failing in XLA.
   Stackelberg: ``n = n_grid (M + |L||F| 2M)``, ``d = 3M + (|L| + |F|) 2M``.
 * Sweep solver, GMRES step: about 5 forward solves and ``krylov_dim + 4`` vectors of ``n``.
-* Collocation: per node, about 7 blocks of ``(2M + 2M^2)^2`` float64 (the Jacobian
-  blocks of the field at nodes and midpoints, ``A``, ``B`` and the Riccati solves):
-  linear in ``n_grid``, independent of ``T``.
+* Collocation: per node, about 7 blocks of ``n^2`` float64 (the Jacobian blocks of
+  the field at nodes and midpoints, ``A``, ``B`` and the Riccati solves), ``n`` the
+  unknowns per node: ``2M + 2M^2`` for Nash (XLA's count on 2-4 VSPs at 201 nodes:
+  -14%..-23% of this), ``2M (1 + |F| + |L| + |L||F|)`` for Stackelberg (about 12
+  blocks). Linear in ``n_grid``, independent of ``T``.
 * Static Stackelberg: the 41-point leader search, about 16 state copies of
   ``n_grid * 3M`` float64 per point.
 
@@ -69,6 +71,15 @@ def collocation_bytes(m: int, n_grid: int) -> float:
     return 7 * n_grid * (2 * m + 2 * m * m) ** 2 * F64
 
 
+def stackelberg_collocation_bytes(m: int, n_leaders: int, n_grid: int) -> float:
+    """Peak bytes of :func:`~jaxtwin.syncgame.stackelberg_collocation.stackelberg_collocation` (one point)."""
+    n_followers = m - n_leaders
+    n = 2 * m * (1 + n_followers + n_leaders + n_leaders * n_followers)
+    # 12 blocks, not Nash's 7: the field's Jacobian also holds the |L| + 1 lanes of the leaders'
+    # affine reconstruction (XLA's count on 3 VSPs, 201 nodes: 25.6 MB; this: 25.0 MB)
+    return 12 * n_grid * n ** 2 * F64
+
+
 def static_bytes(m: int, n_grid: int) -> float:
     """Peak bytes of :func:`~jaxtwin.syncgame.static.static_stackelberg_equilibrium`."""
     return 16 * STATIC_SEARCH * n_grid * 3 * m * F64
@@ -77,16 +88,20 @@ def static_bytes(m: int, n_grid: int) -> float:
 def step_bytes(cfg, step: str) -> tuple[float, str, str]:
     """``(bytes, what, options)``: the largest solve of experiment ``step`` under ``cfg``
     (a :class:`~jaxtwin.syncgame.experiments.SyncGameConfig`) and the options driving it."""
-    opts = cfg.options(cfg.n_grid)
+    opts, colloc = cfg.options(cfg.n_grid), cfg.solver == "collocation"
+    options = "--n-grid" if colloc else "--T or --n-grid"   # collocation's memory does not grow with T
     if step in ("trajectories", "ess"):
-        sizes = [nash_sweep_bytes(default_params(m, T=cfg.T), opts) for m in ((2, 4) if step == "trajectories" else (2,))]
-        return max(sizes), f"syncgame {step}: the open-loop Nash solve (sweep solver)", "--T or --n-grid"
+        sizes = [collocation_bytes(m, cfg.n_grid) if colloc else nash_sweep_bytes(default_params(m, T=cfg.T), opts)
+                 for m in ((2, 4) if step == "trajectories" else (2,))]
+        return max(sizes), f"syncgame {step}: the open-loop Nash solve ({cfg.solver_label(cfg.n_grid)})", options
     if step == "compare":
-        p = default_params(cfg.compare_n_vsp, T=cfg.T)
-        sizes = {"open-loop Nash": nash_sweep_bytes(p, opts), "open-loop Stackelberg": stackelberg_bytes(p, 1, opts),
-                 "static Stackelberg": static_bytes(cfg.compare_n_vsp, cfg.n_grid)}
+        m, p = cfg.compare_n_vsp, default_params(cfg.compare_n_vsp, T=cfg.T)
+        sizes = {"open-loop Nash": collocation_bytes(m, cfg.n_grid) if colloc else nash_sweep_bytes(p, opts),
+                 "open-loop Stackelberg": (stackelberg_collocation_bytes(m, 1, cfg.n_grid) if colloc
+                                           else stackelberg_bytes(p, 1, opts)),
+                 "static Stackelberg": static_bytes(m, cfg.n_grid)}
         what = max(sizes, key=sizes.get)
-        return sizes[what], f"syncgame compare: the {what} solve", "--T or --n-grid"
+        return sizes[what], f"syncgame compare: the {what} solve", options
     if step == "sensitivity":
         from jaxtwin.syncgame.experiments import _grid, study_params
 
@@ -96,12 +111,12 @@ def step_bytes(cfg, step: str) -> tuple[float, str, str]:
         # a CPU split into devices still shares one host memory
         n_dev = 1 if devices[0].platform == "cpu" else (len(devices) if cfg.devices == 0 else cfg.devices)
         per_device = math.ceil(points / n_dev)
-        if cfg.sens_solver == "collocation":
+        if cfg.solver == "collocation":
             one, options = collocation_bytes(4, cfg.sens_n_grid), "--sens-n-grid"
         else:   # the substeps of the fastest sigma of any study
             every = stack_params([p for n, g in grids.items() for p in study_params(n, g, cfg.T)])
             one, options = nash_sweep_bytes(every, cfg.options(cfg.sens_n_grid)), "--T or --sens-n-grid"
-        return (per_device * one, f"syncgame sensitivity: one vmapped {cfg.sens_solver} solve of {per_device} "
+        return (per_device * one, f"syncgame sensitivity: one vmapped {cfg.solver} solve of {per_device} "
                                   f"4-VSP grid points{'' if n_dev == 1 else ' per device'}", options)
     raise ValueError(f"unknown step {step!r}")
 
@@ -113,4 +128,4 @@ def require_steps_fit(cfg, steps) -> None:
 
 
 __all__ = ["collocation_bytes", "nash_sweep_bytes", "require_steps_fit", "stackelberg_bytes",
-           "static_bytes", "step_bytes"]
+           "stackelberg_collocation_bytes", "static_bytes", "step_bytes"]

@@ -43,7 +43,7 @@ def test_allow_unconverged_keeps_ess_marked(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ess"]["nash_converged"] is False
     assert list(summary["warnings"]) == ["ess: the 2-VSP open-loop Nash solve behind the plateau controls "
-                                         "(sweep solver, n_grid=21)"]
+                                         "(collocation, n_grid=21)"]
 
 
 def test_sensitivity_checks_every_grid_point(tmp_path, capsys):

@@ -14,7 +14,10 @@ from jaxtwin.syncgame.pmp import SolverOptions, resolve_substeps
 from jaxtwin.syncgame.sizes import nash_sweep_bytes, step_bytes
 
 
-@pytest.mark.parametrize("change, option", [(dict(T=1e6), "--T"), (dict(n_grid=100_001), "--n-grid"),
+# T drives only the sweep solver's memory (its Tsit5 steps grow with T sigma); collocation's is T-free
+# and collocation's grows linearly in the nodes, the sweep's quadratically
+@pytest.mark.parametrize("change, option", [(dict(T=1e6, solver="pmp"), "--T"), (dict(n_grid=10**8), "--n-grid"),
+                                            (dict(n_grid=100_001, solver="pmp"), "--n-grid"),
                                             (dict(sens_n_grid=10**7), "--sens-n-grid")])
 def test_huge_sizes_are_refused_quickly_naming_the_option(tmp_path, change, option):
     t0 = time.perf_counter()
@@ -25,12 +28,15 @@ def test_huge_sizes_are_refused_quickly_naming_the_option(tmp_path, change, opti
 
 
 def test_default_and_tiny_configs_fit():
-    """The defaults' largest solve is the comparison's Stackelberg (jacfwd over 201 x 15
-    unknowns through the dense solves: about 5 GB); tiny configs need little."""
+    """By collocation the defaults' largest solve is the 7-point sensitivity batch (7 x 9 MB of
+    40 x 40 blocks on 101 nodes); by the sweep solver it is the comparison's Stackelberg
+    (jacfwd over 201 x 15 unknowns through the dense solves: about 5 GB). Tiny configs need little."""
     default = {step: step_bytes(SyncGameConfig(), step)[0] for step in STEPS}
-    assert max(default, key=default.get) == "compare" and 4e9 < default["compare"] < 6e9
-    assert all(b < available_bytes() for b in default.values())
-    tiny = SyncGameConfig(T=10.0, n_grid=21, sens_n_grid=21, sens_solver="pmp")
+    assert max(default, key=default.get) == "sensitivity" and 5e7 < default["sensitivity"] < 8e7
+    sweep = {step: step_bytes(SyncGameConfig(solver="pmp"), step)[0] for step in STEPS}
+    assert max(sweep, key=sweep.get) == "compare" and 4e9 < sweep["compare"] < 6e9
+    assert all(b < available_bytes() for b in (*default.values(), *sweep.values()))
+    tiny = SyncGameConfig(T=10.0, n_grid=21, sens_n_grid=21, solver="pmp")
     assert all(step_bytes(tiny, step)[0] < 1e8 for step in STEPS)
 
 
