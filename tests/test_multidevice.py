@@ -153,7 +153,7 @@ def test_civic_evaluation_four_devices_match_one():
     returns the one-device rows exactly (the CLI path is the slow test below)."""
     out = _run_four_devices("""
         from jaxtwin.civic.env import CivicEnv
-        from jaxtwin.civic.experiments import evaluate_policies
+        from jaxtwin.civic.tables import evaluate_policies
         from jaxtwin.civic.baselines import make_baseline
         env = CivicEnv(2, 1, 8, cooperative=True)
         pols = {n: make_baseline(n, env) for n in ("Average", "Random-GCP", "Max-GCP")}

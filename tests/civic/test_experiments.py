@@ -25,7 +25,9 @@ def test_coop_experiment_end_to_end_and_skip(tmp_path):
     rows = read_csv(out / "results.csv")
     assert {r["policy"] for r in rows} == {"Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP",
                                            "Random-GCP", "Myopic-GCP", "DRL-GCP"}
-    assert len(rows) == 9 * 2
+    assert len(rows) == (7 + 2 * 3) * 2     # 7 baselines + DRL and DRL-GCP x 3 training seeds, 2 episodes
+    assert {r["train_seed"] for r in rows if r["policy"].startswith("DRL")} == {"0", "1", "2"}
+    assert {r["train_seed"] for r in rows if not r["policy"].startswith("DRL")} == {""}
     assert all(float(r["credit_error"]) == 0 for r in rows)
     rel = read_csv(out / "relative_to_random.csv")
     assert {float(r["completion_pct_vs_random_pct"]) for r in rel if r["policy"] == "Random"} == {0.0}
@@ -62,20 +64,20 @@ def _interrupt_after_first_chunk(monkeypatch):
     """Make every PPO training stop (KeyboardInterrupt) when its second chunk starts."""
     import jaxtwin.civic.agents as agents
 
-    real = agents.ppo.make_train_chunks
+    real = agents._learner_programs
 
-    def make(*args, **kwargs):
-        init, run_updates = real(*args, **kwargs)
+    def programs(*args):
+        init, run = real(*args)
         calls = []
 
-        def first_only(runner, n):
+        def first_only(runner, params, n):
             if calls:
                 raise KeyboardInterrupt
             calls.append(n)
-            return run_updates(runner, n)
+            return run(runner, params, n)
         return init, first_only
 
-    monkeypatch.setattr(agents.ppo, "make_train_chunks", make)
+    monkeypatch.setattr(agents, "_learner_programs", programs)
 
 
 def test_train_resume_and_evaluate_never_trains(tmp_path, monkeypatch, capsys):
@@ -93,14 +95,15 @@ def test_train_resume_and_evaluate_never_trains(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("interrupted: jaxtwin civic train stopped") and "rerun the same command" in err
     assert "Traceback" not in err
-    assert len(read_csv(out / "train_metrics.csv")) == 1 and (out / "checkpoint.msgpack").exists()
+    # one update of each of the 3 training seeds
+    assert len(read_csv(out / "train_metrics.csv")) == 3 and (out / "checkpoint.msgpack").exists()
     assert main(["civic", "evaluate", *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "training in" in err and "is not finished (1 of 2 updates" in err
     assert "jaxtwin civic train --out" in err and not (out / "evaluation.csv").exists()
 
     assert main(["civic", "train", *args]) == 0          # resumes the second chunk
-    assert len(read_csv(out / "train_metrics.csv")) == 512 // (8 * 32)
+    assert len(read_csv(out / "train_metrics.csv")) == 3 * 512 // (8 * 32)
     training = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir() if p.is_file()}
     assert {"checkpoint.msgpack", "train_metrics.csv", "config.json", "agent.json"} <= set(training)
 
