@@ -3,7 +3,7 @@
 Runs, each in its own process with a time guard (:mod:`benchmarks.gpu_pieces`):
 
 * ``env`` — CoEvoEnv random rollouts at 2^20..2^24 episodes (target >= 1e9 env steps/s);
-* ``coevodt`` — the 3-mode x 10-run Co-EvoDT study at the paper's size, cold and warm
+* ``coevodt`` — the 3-mode x 10-run Co-EvoDT study at the default size, cold and warm
   (target < 15 s), then with its CSVs and figures;
 * ``civic`` — CIVIC coop training: 9 scenarios x 2 agents x 3 PPO seeds vmapped, 1M env
   steps each, compile and run timed apart (target < 3 min; evaluation not included);

@@ -83,7 +83,7 @@ def piece_env(scale: str, clock: Clock) -> None:
 
 # ------------------------------------------------------------------ Co-EvoDT
 def coevodt_config(scale: str):
-    """The 3-mode x 10-run study: the paper's protocol on a GPU, reduced episodes/LSTM epochs on a CPU."""
+    """The 3-mode x 10-run study: the default (paper) config on a GPU, reduced episodes/LSTM epochs on a CPU."""
     import dataclasses
 
     import jax
@@ -108,7 +108,7 @@ def piece_coevodt(scale: str, clock: Clock) -> None:
 
     cfg = coevodt_config(scale)
     conf = dict(modes=list(cfg.modes()), runs=cfg.runs, episodes=cfg.episodes, lstm_epochs=cfg.forecast.epochs,
-                pop_size=cfg.pop_size, paper_size=scale == "gpu")
+                pop_size=cfg.pop_size, default_size=scale == "gpu")
 
     def all_modes():
         cache = {}
