@@ -134,74 +134,59 @@ def piece_coevodt(scale: str, clock: Clock) -> None:
 
 
 # ------------------------------------------------------------------ CIVIC
-def civic_trainings(scale: str):
-    """``(agent, [(name, env, params)])``: the coop experiment's 9 scenarios x 2 agents (DRL on the
-    non-cooperative env with the same budgets, DRL-GCP on the cooperative one) on a GPU; one
-    scenario with a few PPO updates on a CPU."""
+def civic_config(scale: str):
+    """The coop experiment's config: as shipped on a GPU (3 x 3 scenarios, 3 training seeds,
+    1M steps); one MSP count, one horizon and a few PPO updates on a CPU."""
+    import dataclasses
+
     from jaxtwin.civic.agents import AgentConfig
-    from jaxtwin.civic.env import CivicEnv
-    from jaxtwin.civic.experiments import CivicConfig, scenario_params
+    from jaxtwin.civic.experiments import CivicConfig
 
     cfg = CivicConfig()
-    agent = cfg.agent
-    msps, horizons = cfg.msps, cfg.horizons
     if scale != "gpu":
-        msps, horizons = msps[:1], horizons[:1]
-        agent = AgentConfig(total_timesteps=agent.num_envs * agent.num_steps * (8 if scale == "cpu" else 2),
+        agent = AgentConfig(total_timesteps=cfg.agent.num_envs * cfg.agent.num_steps * (8 if scale == "cpu" else 2),
                             chunks=1)
-    out = []
-    for M in msps:
-        for T in horizons:
-            solo = CivicEnv(M, cfg.heads_per_msp, T, cooperative=False)
-            coop = CivicEnv(M, cfg.heads_per_msp, T, cooperative=True)
-            out.append((f"M{M}_T{T}_DRL", solo, scenario_params(solo, cfg, unbalanced_budgets=True)))
-            out.append((f"M{M}_T{T}_DRL-GCP", coop, scenario_params(coop, cfg)))
-    return agent, out
+        cfg = dataclasses.replace(cfg, msps=cfg.msps[:1], horizons=cfg.horizons[:1], agent=agent)
+    return cfg
 
 
-def piece_civic(scale: str, clock: Clock, seeds: int = 3) -> None:
-    """CIVIC coop training with ``seeds`` PPO seeds vmapped per agent (``jax.vmap(make_train)``),
-    compile and run timed apart; stops early (and says so) when the next training would not fit."""
-    import jax
+def piece_civic(scale: str, clock: Clock) -> None:
+    """The coop experiment's PPO trainings exactly as ``jaxtwin civic experiment coop`` runs them
+    (:func:`jaxtwin.civic.experiments.coop_trainings`: per MSP count, DRL and DRL-GCP each one
+    vmapped program over horizons x training seeds, :func:`jaxtwin.civic.agents.train_agents`),
+    compile included; stops early (and says so) when the next program would not fit."""
+    from jaxtwin.civic.agents import train_agents
+    from jaxtwin.civic.experiments import coop_trainings
+    from jaxtwin.core import engine
 
-    from jaxtwin.learn.ppo import make_train
-
-    agent, trainings = civic_trainings(scale)
-    cfg = agent.ppo()
-    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
-    compile_s = run_s = 0.0
-    done = 0
-    for name, env, params in trainings:
-        if done and not clock.fits((compile_s + run_s) / done + 5):
+    cfg = civic_config(scale)
+    programs = [tr for per_m in coop_trainings(cfg).values() for tr in per_m]
+    pcfg = cfg.agent.ppo()
+    total, done, compiles = 0.0, 0, engine.compilations()
+    for tag, env, points, keys in programs:
+        if done and not clock.fits(total / done + 5):
             break
-        train = jax.jit(jax.vmap(make_train(cfg, env, params)))
         t0 = time.perf_counter()
-        compiled = train.lower(keys).compile()
-        c = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        _, metrics = jax.block_until_ready(compiled(keys))
+        _, metrics = train_agents(env, points, cfg.agent, keys, None, progress=False)
         r = time.perf_counter() - t0
         last = np.asarray(metrics["mean_return"])[:, -1]
-        compile_s, run_s, done = compile_s + c, run_s + r, done + 1
-        emit("civic", f"PPO {name}, {seeds} seeds", r, "s", table=False, compile_s=c,
-             env_steps=seeds * cfg.num_updates * cfg.batch_size, last_mean_return=last.tolist(),
+        total, done = total + r, done + 1
+        emit("civic", f"PPO M{env.n_msps} {tag}, {len(points)} learners", r, "s", table=False,
+             env_steps=len(points) * pcfg.num_updates * pcfg.batch_size, last_mean_return=last.tolist(),
              finite=bool(np.all(np.isfinite(last))))
-    n = len(trainings)
-    total = compile_s + run_s
-    label = (f"CIVIC coop training, {n // 2} scenario(s) x 2 agents x {seeds} seeds, "
-             f"{cfg.total_timesteps:,} env steps each")
-    detail = dict(trainings_done=done, trainings=n, compile_s=compile_s, run_s=run_s,
-                  env_steps_per_s=done * seeds * cfg.num_updates * cfg.batch_size / run_s if run_s else None,
-                  num_envs=cfg.num_envs, num_steps=cfg.num_steps, evaluation="not included")
+    n = len(programs)
+    label = (f"CIVIC coop training, {len(cfg.msps) * len(cfg.horizons)} scenario(s) x 2 agents x "
+             f"{cfg.train_seeds} seeds in {n} programs, {pcfg.total_timesteps:,} env steps each")
+    learners = len(programs[0][2])
+    detail = dict(programs_done=done, programs=n, compilations=engine.compilations() - compiles,
+                  env_steps_per_s=done * learners * pcfg.num_updates * pcfg.batch_size / total if total else None,
+                  num_envs=pcfg.num_envs, num_steps=pcfg.num_steps, evaluation="not included")
     if done == n:
         emit("civic", label + " (compile + run)", total, "s", target=TARGETS["civic"], met=total < 180, **detail)
-        # each scenario compiles its own program; with jaxtwin's on-disk compilation cache a rerun skips that
-        emit("civic", label + ", run only (programs compiled)", run_s, "s", target=TARGETS["civic"],
-             met=run_s < 180, **detail)
     else:
-        emit("civic", label + f": only {done} of {n} trainings fit the time guard", total, "s",
+        emit("civic", label + f": only {done} of {n} programs fit the time guard", total, "s",
              target=TARGETS["civic"], met=None, projection_s=total / done * n if done else None,
-             note="incomplete: the projection is from the trainings done, not a measurement", **detail)
+             note="incomplete: the projection is from the programs done, not a measurement", **detail)
 
 
 # ------------------------------------------------------------------ PPO throughput, sweep

@@ -153,15 +153,11 @@ def run_coop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> 
     (``EnvParams.episode_steps`` masks the shorter ones): two PPO programs per MSP count.
     """
     rows, curves = [], {}
-    T_max, L = max(cfg.horizons), cfg.train_seeds
+    L = cfg.train_seeds
+    trainings = coop_trainings(cfg)
     for i, M in enumerate(cfg.msps):
         nets = {}
-        for tag, coop in (("DRL", False), ("DRL-GCP", True)):
-            env = CivicEnv(M, cfg.heads_per_msp, T_max, cooperative=coop)
-            points = [_padded_params(env, cfg, T, unbalanced_budgets=not coop)   # same budgets, no pool
-                      for T in cfg.horizons for _ in range(L)]
-            keys = jnp.concatenate([jax.random.split(_key(cfg, 2 if coop else 1, i, j), L)
-                                    for j in range(len(cfg.horizons))])
+        for tag, env, points, keys in trainings[M]:
             nets[tag] = (env, points, *train_agents(env, points, cfg.agent, keys, out / "agents" / f"M{M}_{tag}",
                                                     progress=progress, desc=f"M{M} {tag}", overwrite=overwrite))
         for j, T in enumerate(cfg.horizons):
@@ -181,6 +177,24 @@ def run_coop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> 
     artifacts.write_csv(out / "relative_to_random.csv", rel)
     figures.coop(out, cfg, summary, curves, COOP_POLICIES)
     return rows
+
+
+def coop_trainings(cfg: CivicConfig) -> dict[int, list[tuple[str, CivicEnv, list[EnvParams], jax.Array]]]:
+    """The coop experiment's PPO programs: per MSP count, ``(tag, env, points, keys)`` for DRL
+    (no pool, the same budgets) and DRL-GCP, each horizons x ``train_seeds`` learners in an env
+    padded to the longest horizon (learner ``j * train_seeds + s``: horizon ``j``, seed ``s``)."""
+    T_max, L = max(cfg.horizons), cfg.train_seeds
+    out = {}
+    for i, M in enumerate(cfg.msps):
+        out[M] = []
+        for tag, coop in (("DRL", False), ("DRL-GCP", True)):
+            env = CivicEnv(M, cfg.heads_per_msp, T_max, cooperative=coop)
+            points = [_padded_params(env, cfg, T, unbalanced_budgets=not coop)
+                      for T in cfg.horizons for _ in range(L)]
+            keys = jnp.concatenate([jax.random.split(_key(cfg, 2 if coop else 1, i, j), L)
+                                    for j in range(len(cfg.horizons))])
+            out[M].append((tag, env, points, keys))
+    return out
 
 
 def _padded_params(env: CivicEnv, cfg: CivicConfig, T: int, **overrides) -> EnvParams:
