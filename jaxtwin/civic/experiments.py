@@ -45,6 +45,7 @@ from jaxtwin.civic.baselines import from_actor, make_baseline
 from jaxtwin.civic.evaluate import episode_metrics, make_evaluator, run_episode
 from jaxtwin.civic.tables import (drl_policies, evaluate_policies, learner_range, policy_rows,
                                   summarize)
+from jaxtwin.civic.sizes import require_command_fits
 
 COOP_POLICIES = ("Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP", "DRL-GCP")
 GCP_BASELINES = ("Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP")
@@ -331,7 +332,9 @@ EXPERIMENTS = {"noncoop": run_noncoop, "tolerance": run_tolerance, "coop": run_c
 
 
 def run(config: CivicConfig, out_dir, *, overwrite: bool = False, progress: bool = True) -> list[dict]:
-    """Run ``config.experiment`` into ``out_dir`` (skips if its results exist unless ``overwrite``)."""
+    """Run ``config.experiment`` into ``out_dir`` (skips if its results exist unless ``overwrite``);
+    a size that cannot fit the memory is refused first (:mod:`jaxtwin.civic.sizes`)."""
+    require_command_fits(config, config.experiment)   # before anything is written or compiled
     out = Path(out_dir)
     record_config(out, config, overwrite=overwrite)
     done = out / ("adapt_curve.csv" if config.experiment == "adapt" else "results.csv")
@@ -349,6 +352,7 @@ def run_train(config: CivicConfig, out_dir, *, overwrite: bool = False, progress
     """PPO on one scenario (``n_msps``, ``horizon``, ``cooperative``), ``train_seeds`` learners
     trained vmapped and checkpointed in ``out_dir``; returns the per-update training metrics
     (arrays ``[learner, update]``)."""
+    require_command_fits(config, "train")
     out = Path(out_dir)
     record_config(out, config, overwrite=overwrite)
     if overwrite:  # the agent is trained again: an evaluation of the old one would be mislabelled
@@ -366,6 +370,7 @@ EVALUATION_RECORD = "evaluation_config.json"
 def run_evaluate(config: CivicConfig, out_dir, *, overwrite: bool = False, progress: bool = True) -> list[dict]:
     """The agent trained by :func:`run_train` in ``out_dir`` against the baselines (loaded,
     never trained: an unfinished training is an error); writes ``evaluation.csv``."""
+    require_command_fits(config, "evaluate")
     out = Path(out_dir)
     env, p = _scenario(config)
     net = load_agent(out, env, config.agent, p)
