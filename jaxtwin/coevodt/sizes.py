@@ -43,7 +43,7 @@ BASELINE_STEP = 9      # floats per baseline step besides the observation (unifo
 EVAL_STEP = 36         # floats per greedy/scoring step besides the observation (measured 41 with 5)
 TRAIN_STEP = 9         # floats per scoring step of training besides the observation
 LSTM_COPIES = 4        # parameters, gradients and Adam moments held by a fit
-SENSITIVITY_SCENARIOS = 7
+SENSITIVITY_SCENARIOS = 7   # nominal and -+delta on alpha_p, alpha_i, alpha_u (experiments.sensitivity_scenarios)
 
 
 def policy_params(obs_dim: int, hidden: tuple[int, ...]) -> int:
@@ -80,6 +80,7 @@ def run_terms(cfg, mode: str) -> dict[str, list[tuple[str, float]]]:
         carry.append(("--forecast.hidden", 3 * F32 * lstm_params(f.hidden)))
     per_episode_lstm = F32 * f.window * 4 * f.hidden if forecast else 0   # the feature, each step
     scoring = N_AGENTS * cfg.pop_size * cfg.eval_per_member
+    # the baseline episodes act before any forecaster exists: 5-entry observations in every mode
     setup = [("--baseline-episodes or --episode-len", F32 * cfg.baseline_episodes * T * (5 + BASELINE_STEP))]
     if forecast:
         n_win = cfg.baseline_episodes * (T - f.window)
