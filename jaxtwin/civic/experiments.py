@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxtwin.core import artifacts, provenance, sharding
+from jaxtwin.core import artifacts, provenance, report, sharding
 from jaxtwin.core.config import (ConfigError, record_config, require_choice, require_int,
                                  require_positive, require_range)
 from jaxtwin.civic import figures
@@ -43,8 +43,8 @@ from jaxtwin.civic.env import CivicEnv, EnvParams, validate_params
 from jaxtwin.learn import ppo
 from jaxtwin.civic.baselines import from_actor, make_baseline
 from jaxtwin.civic.evaluate import episode_metrics, make_evaluator, run_episode
-from jaxtwin.civic.tables import (drl_policies, evaluate_policies, learner_range, policy_rows,
-                                  summarize)
+from jaxtwin.civic.tables import (agent_verdicts, drl_policies, evaluate_policies, learner_range,
+                                  policy_rows, summarize)
 from jaxtwin.civic.sizes import require_command_fits
 
 COOP_POLICIES = ("Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP", "DRL-GCP")
@@ -176,6 +176,12 @@ def run_coop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> 
     summary = _write_results(out, rows, ("n_msps", "horizon", "policy"))
     rel = coop_relative_table(summary)
     artifacts.write_csv(out / "relative_to_random.csv", rel)
+    verdicts = agent_verdicts(summary, ("n_msps", "horizon"))
+    artifacts.write_csv(out / "agent_vs_baselines.csv", verdicts)
+    short = [v for v in verdicts if v["under_trained"]]
+    if short:
+        report.warn(f"DRL-GCP is under-trained in {len(short)} of {len(verdicts)} scenarios: a baseline earns "
+                    f"a higher episode return on its own objective (see {out / 'agent_vs_baselines.csv'})")
     figures.coop(out, cfg, summary, curves, COOP_POLICIES)
     return rows
 

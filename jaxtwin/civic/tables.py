@@ -81,3 +81,23 @@ def summarize(rows: list[dict], keys: tuple[str, ...], metrics=METRIC_NAMES) -> 
     return out
 
 
+
+
+def agent_verdicts(summary: list[dict], keys: tuple[str, ...], agent: str = "DRL-GCP") -> list[dict]:
+    """Per scenario (``keys``): ``agent``'s mean episode return (its own objective) with its
+    95% CI beside the best baseline's, and ``under_trained`` when a baseline earns more."""
+    scenarios: dict[tuple, dict[str, dict]] = {}
+    for r in summary:
+        scenarios.setdefault(tuple(r[k] for k in keys), {})[r["policy"]] = r
+    out = []
+    for g, by in scenarios.items():
+        if agent not in by:
+            continue
+        base = {p: r for p, r in by.items() if not p.startswith("DRL")}
+        best = max(base, key=lambda p: base[p]["episode_return_mean"])
+        mine = by[agent]
+        out.append({**dict(zip(keys, g)), "agent": agent, "n_train_seeds": mine["n_train_seeds"],
+                    "return_mean": mine["episode_return_mean"], "return_ci95": mine["episode_return_ci95"],
+                    "best_baseline": best, "best_baseline_return": base[best]["episode_return_mean"],
+                    "under_trained": mine["episode_return_mean"] < base[best]["episode_return_mean"]})
+    return out

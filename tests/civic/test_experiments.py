@@ -32,6 +32,11 @@ def test_coop_experiment_end_to_end_and_skip(tmp_path):
     rel = read_csv(out / "relative_to_random.csv")
     assert {float(r["completion_pct_vs_random_pct"]) for r in rel if r["policy"] == "Random"} == {0.0}
     assert (out / "coop_completion_pct_T8.png").exists() and (out / "config.json").exists()
+    (verdict,) = read_csv(out / "agent_vs_baselines.csv")   # one scenario
+    best = max(float(r["episode_return_mean"]) for r in read_csv(out / "summary.csv")
+               if not r["policy"].startswith("DRL"))
+    assert verdict["best_baseline_return"] == str(best) or float(verdict["best_baseline_return"]) == best
+    assert (verdict["under_trained"] == "True") == (float(verdict["return_mean"]) < best)
     mtime = (out / "results.csv").stat().st_mtime
     assert main(["civic", "experiment", "coop", "--out", str(out), "--msps", "2", "--horizons", "8", *TINY_AGENT]) == 0
     assert (out / "results.csv").stat().st_mtime == mtime      # finished work is skipped
