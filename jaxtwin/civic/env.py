@@ -35,10 +35,8 @@ Readings of the spec made here (documented so they can be checked):
   both settings; only the cooperative observation shows it.
 * **Terminal bonus** ``w_fin * #(served with 0 < I <= I_max)`` is paid at the
   horizon step (truncation) only, as the seed writes it at ``t = T``.
-* **Episode length** ``T`` is the env's ``horizon``, or ``params.episode_steps``
-  where that is set (``0 < episode_steps <= horizon``): one program padded to
-  the longest horizon then trains or evaluates several horizons (the steps past
-  ``T`` are masked in :func:`jaxtwin.civic.evaluate.run_episode`).
+* **Episode length** ``T``: ``params.episode_steps`` where set (``<= horizon``), else the
+  ``horizon``; one program padded to the longest horizon runs several (a mask).
 * **Budgets.** The initial total is ``budget_factor * budget_scale`` times the
   cost of serving every request expected in ``T_ref`` steps (``p_req * T_ref``
   per Head; spec v2: ``T_ref = 100`` whatever the horizon, so longer episodes
@@ -270,8 +268,7 @@ class CivicEnv(Environment[CivicState, EnvParams]):
         return jnp.clip(jnp.concatenate([jnp.asarray(p, jnp.float32) for p in parts]), 0.0, 1.0)
 
     def episode_steps(self, params: EnvParams) -> jax.Array:
-        """The episode length ``T``: ``params.episode_steps`` where set (a shorter episode in a
-        program padded to this env's horizon), else the horizon."""
+        """The episode length ``T``: ``params.episode_steps`` where set, else the horizon."""
         return jnp.where(params.episode_steps > 0, params.episode_steps, self.horizon)
 
     # ----------------------------------------------------------- dynamics

@@ -42,10 +42,10 @@ from jaxtwin.core.config import (ConfigError, require_choice, require_int, requi
                                  require_range)
 from jaxtwin.core.env import Environment
 from jaxtwin.learn.gae import compute_gae
-from jaxtwin.learn.ppo_losses import approx_kl, clipped_surrogate_loss, clipped_value_loss
+from jaxtwin.learn.ppo_losses import (approx_kl, clipped_surrogate_loss, clipped_value_loss,
+                                      make_update_epochs)
 from jaxtwin.nets.init import seedwise_init
-from jaxtwin.nets.actor_critic import (ACTIVATIONS, ActorCritic, gaussian_entropy,
-                                       gaussian_log_prob, gaussian_sample)
+from jaxtwin.nets.actor_critic import (ACTIVATIONS, ActorCritic, gaussian_log_prob, gaussian_sample)
 
 
 # ----------------------------------------------------------------- config
@@ -272,37 +272,7 @@ several seeds).
             episode_length=jnp.where(done, 0, episode_length))
         return runner, transition
 
-    def loss_fn(params, batch):
-        obs, action, old_log_prob, old_value, advantages, returns = batch
-        mean, log_std, value = network.apply(params, obs)
-        log_prob = gaussian_log_prob(mean, log_std, action)
-        if config.normalize_advantages:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        policy_loss = clipped_surrogate_loss(log_prob, old_log_prob, advantages, config.clip_eps)
-        value_loss = clipped_value_loss(value, old_value, returns, config.clip_eps,
-                                        config.clip_value_loss)
-        entropy = jnp.mean(gaussian_entropy(log_std))
-        total = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy
-        clip_fraction = jnp.mean(jnp.abs(jnp.exp(log_prob - old_log_prob) - 1.0) > config.clip_eps)
-        stats = dict(value_loss=value_loss, policy_loss=policy_loss, entropy=entropy,
-                     approx_kl=approx_kl(log_prob, old_log_prob), clip_fraction=clip_fraction)
-        return total, stats
-
-    grad_fn = jax.grad(loss_fn, has_aux=True)
-
-    def minibatch_step(train_state: TrainState, batch):
-        grads, stats = grad_fn(train_state.params, batch)
-        return train_state.apply_gradients(grads=grads), stats
-
-    def epoch(carry, _):
-        train_state, key, batch = carry
-        key, key_perm = jax.random.split(key)
-        perm = jax.random.permutation(key_perm, config.batch_size)
-        shuffled = jax.tree.map(
-            lambda x: x[perm].reshape((config.num_minibatches, config.minibatch_size, *x.shape[1:])),
-            batch)
-        train_state, stats = jax.lax.scan(minibatch_step, train_state, shuffled)
-        return (train_state, key, batch), stats
+    update_epochs = make_update_epochs(config, network)
 
     def one_update(env_params, runner: RunnerState, _):
         runner, traj = jax.lax.scan(partial(rollout_step, env_params), runner, None, length=n_steps)
@@ -313,8 +283,7 @@ several seeds).
         batch = (traj.obs, traj.action, traj.log_prob, traj.value, advantages, returns)
         batch = jax.tree.map(lambda x: x.reshape((config.batch_size, *x.shape[2:])), batch)
         key, key_epochs = jax.random.split(runner.key)
-        (train_state, _, _), stats = jax.lax.scan(
-            epoch, (runner.train_state, key_epochs, batch), None, length=config.update_epochs)
+        train_state, stats = update_epochs(runner.train_state, key_epochs, batch)
 
         done = jnp.logical_or(traj.terminated, traj.truncated)
         episodes = jnp.sum(done, dtype=jnp.int32)

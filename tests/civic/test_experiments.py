@@ -14,6 +14,7 @@ from jaxtwin.civic.agents import AgentConfig, drl_policy, train_agent
 from jaxtwin.civic.experiments import CivicConfig
 from jaxtwin.civic.baselines import make_baseline
 from jaxtwin.civic.evaluate import make_evaluator
+from tests.helpers import interrupt_training_after_first_chunk
 
 TINY_AGENT = ["--agent.total-timesteps", "512", "--agent.num-envs", "8", "--agent.num-steps", "32",
               "--agent.chunks", "2", "--eval-episodes", "2", "--no-progress"]
@@ -65,26 +66,6 @@ def test_other_experiments_tiny(tmp_path, which, extra):
     assert (out / ("adapt_curve.csv" if which == "adapt" else "results.csv")).exists()
 
 
-def _interrupt_after_first_chunk(monkeypatch):
-    """Make every PPO training stop (KeyboardInterrupt) when its second chunk starts."""
-    import jaxtwin.civic.agents as agents
-
-    real = agents._learner_programs
-
-    def programs(*args):
-        init, run = real(*args)
-        calls = []
-
-        def first_only(runner, params, n):
-            if calls:
-                raise KeyboardInterrupt
-            calls.append(n)
-            return run(runner, params, n)
-        return init, first_only
-
-    monkeypatch.setattr(agents, "_learner_programs", programs)
-
-
 def test_train_resume_and_evaluate_never_trains(tmp_path, monkeypatch, capsys):
     """evaluate refuses without a finished training (one line saying to run train), resumes
     nothing, rewrites no training output, and depends only on the trained network."""
@@ -95,7 +76,7 @@ def test_train_resume_and_evaluate_never_trains(tmp_path, monkeypatch, capsys):
     assert err.count("\n") == 1 and "no trained agent in" in err and f"`jaxtwin civic train --out {out}`" in err
 
     with monkeypatch.context() as m:
-        _interrupt_after_first_chunk(m)
+        interrupt_training_after_first_chunk(m)
         assert main(["civic", "train", *args]) == 130   # Ctrl-C: one line saying how to resume
     err = capsys.readouterr().err
     assert err.startswith("interrupted: jaxtwin civic train stopped") and "rerun the same command" in err

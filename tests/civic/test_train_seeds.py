@@ -9,8 +9,10 @@ import pytest
 
 from jaxtwin.civic.agents import AgentConfig, learner, load_agent, train_agent, train_agents
 from jaxtwin.civic.env import CivicEnv
+from jaxtwin.civic.evaluate import METRIC_NAMES
 from jaxtwin.civic.tables import drl_policies, policy_rows, summarize
 from jaxtwin.core.stats import t_ci_halfwidth
+from tests.helpers import interrupt_training_after_first_chunk
 
 ENV = CivicEnv(2, 1, 8, cooperative=True)
 AGENT = AgentConfig(total_timesteps=1024, num_envs=8, num_steps=32, minibatch_size=64, chunks=2)
@@ -37,23 +39,8 @@ def test_each_vmapped_learner_equals_it_trained_alone(stacked):
 
 
 def test_resume_after_interrupt_is_exact_and_loads_the_stack(tmp_path, stacked, monkeypatch):
-    import jaxtwin.civic.agents as agents
-
-    real = agents._learner_programs
-
-    def stop_after_first_chunk(*args):
-        init, run = real(*args)
-        calls = []
-
-        def run_once(runner, params, n):
-            if calls:
-                raise KeyboardInterrupt
-            calls.append(n)
-            return run(runner, params, n)
-        return init, run_once
-
     with monkeypatch.context() as m:
-        m.setattr(agents, "_learner_programs", stop_after_first_chunk)
+        interrupt_training_after_first_chunk(m)
         with pytest.raises(KeyboardInterrupt):
             train_agents(ENV, POINTS, AGENT, KEYS, tmp_path, progress=False)
     assert not (tmp_path / "agent.json").exists()
@@ -71,8 +58,7 @@ def test_trained_agents_ci_is_across_training_seeds(stacked):
     pols = drl_policies("DRL-GCP", ENV, POINTS[0], AGENT, nets)
     assert list(pols) == ["DRL-GCP#0", "DRL-GCP#1"]
     m = {"completion_pct": np.asarray([[10.0, 20.0, 30.0], [40.0, 50.0, 60.0], [1.0, 2.0, 3.0]])}
-    m.update({k: np.zeros((3, 3)) for k in __import__("jaxtwin.civic.evaluate", fromlist=["x"]).METRIC_NAMES
-              if k != "completion_pct"})
+    m.update({k: np.zeros((3, 3)) for k in METRIC_NAMES if k != "completion_pct"})
     rows = policy_rows(["DRL-GCP#0", "DRL-GCP#1", "Random"], m)
     assert {(r["policy"], r["train_seed"]) for r in rows} == {("DRL-GCP", 0), ("DRL-GCP", 1), ("Random", "")}
     by = {r["policy"]: r for r in summarize(rows, ("policy",))}
