@@ -1,4 +1,4 @@
-"""``python -m benchmarks {env,...,all} [options]``."""
+"""``python -m benchmarks {env,...,gpu,all} [options]``."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +12,9 @@ BENCHMARKS = {
     "syncgame": "benchmarks.syncgame",
     "ppo": "benchmarks.ppo_throughput",
     "sweep": "benchmarks.sweep",
+    "gpu": "benchmarks.gpu",
 }
+NOT_IN_ALL = ("gpu",)  # it reruns the others' pieces at GPU sizes, in its own processes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", choices=[*BENCHMARKS, "all"])
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark (see NAME --help)")
     ns = parser.parse_args(argv)
-    names = list(BENCHMARKS) if ns.name == "all" else [ns.name]
+    names = [n for n in BENCHMARKS if n not in NOT_IN_ALL] if ns.name == "all" else [ns.name]
     # a CPU-only host becomes one JAX device per core before any JAX work, so the benchmarks
     # that shard (coevodt, syncgame: --devices) can use every core even after another one ran;
     # single-device programs run on device 0 as before

@@ -1,7 +1,8 @@
 """CIVIC: env steps/s and PPO training env-steps/s, jaxtwin vs the usual stack —
 a NumPy single-environment ``gymnasium.Env`` of the spec
 (:mod:`benchmarks.reference.civic_gym`) trained with Stable-Baselines3 PPO
-(torch, one thread: ``OMP_NUM_THREADS=1`` and ``torch.set_num_threads(1)``).
+(:mod:`benchmarks.civic_sb3`), timed at 1 torch thread and at all available
+threads; ratios divide by the faster (``--torch-threads N``: only ``N``).
 
 Steps, in order:
 
@@ -22,7 +23,7 @@ Steps, in order:
    run also splits each trainer's time into rollout and gradient updates.
 
     python -m benchmarks.civic [--quick] [--msps 3] [--horizon 100] [--ppo-updates 32]
-        [--sizes 100 1000 10000 100000] [--loop-steps 20000] [--non-cooperative]
+        [--sizes 100 1000 10000 100000] [--loop-steps 20000] [--non-cooperative] [--torch-threads N]
 
 The machine may be shared: the load average is printed with every figure.
 ``--quick`` is a smoke run (2 PPO updates, one env size): its ratios are
@@ -39,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import threads
 from benchmarks.common import print_result, print_table, time_jax
 from benchmarks.reference.civic_gym import CONSTANTS, ROOM_TABLE, CivicNumpy
 from jaxtwin.civic import model as cm
@@ -373,25 +375,6 @@ def gym_loop_rate(env_kw: dict, n_steps: int, seed: int = 0) -> float:
     return n_steps / (time.perf_counter() - t0)
 
 
-def dummy_vec_rate(env_kw: dict, n_envs: int, n_steps: int, seed: int = 0) -> float:
-    """Env steps/s of SB3's ``DummyVecEnv`` over ``n_envs`` gymnasium envs (random actions)."""
-    torch_one_thread()
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    from benchmarks.reference.civic_gym import CivicGymEnv
-
-    venv = DummyVecEnv([lambda i=i: CivicGymEnv(seed=seed + i, **env_kw) for i in range(n_envs)])
-    venv.reset()
-    rng = np.random.default_rng(seed)
-    A = venv.action_space.shape[0]
-    rounds = max(1, n_steps // n_envs)
-    actions = rng.uniform(-1, 1, (rounds, n_envs, A)).astype(np.float32)
-    t0 = time.perf_counter()
-    for a in actions:
-        venv.step(a)
-    return rounds * n_envs / (time.perf_counter() - t0)
-
-
 # ------------------------------------------------------------------ PPO
 def ppo_config(num_envs: int, num_steps: int, total: int, epochs: int = EPOCHS) -> PPOConfig:
     """The CIVIC experiment agent's PPO config (``AgentConfig.ppo()``) with another
@@ -421,60 +404,6 @@ def jaxtwin_ppo(env: CivicEnv, params, cfg: PPOConfig, repeats: int = 2, seed: i
                 last_mean_return=float(np.asarray(metrics["mean_return"])[-1]), load=load())
 
 
-def torch_one_thread():
-    """Import torch on one thread (``OMP_NUM_THREADS=1`` before the import, then
-    ``torch.set_num_threads(1)``): the fair setting for small MLPs on 2 cores."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch
-
-    torch.set_num_threads(1)
-    return torch
-
-
-def sb3_ppo(env_kw: dict, total: int, n_envs: int, seed: int = 0) -> dict:
-    """Wall seconds of SB3 ``PPO.learn(total)`` on ``n_envs`` gymnasium envs in a
-    ``DummyVecEnv`` (``n_steps = 2048 / n_envs``, so 2048 transitions per update
-    like jaxtwin's experiment), torch on one thread; rollout/update split.
-
-    The hyperparameters match :func:`ppo_config`; the losses differ only in form
-    (SB3's clipped value loss is the MSE of the clipped value, jaxtwin's the max
-    of clipped and unclipped), not in the work per step."""
-    torch = torch_one_thread()
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    from benchmarks.reference.civic_gym import CivicGymEnv
-
-    per_update = EXPERIMENT_ENVS * EXPERIMENT_STEPS
-    venv = DummyVecEnv([lambda i=i: CivicGymEnv(seed=seed + i, **env_kw) for i in range(n_envs)])
-    model = PPO("MlpPolicy", venv, n_steps=per_update // n_envs, batch_size=MINIBATCH, n_epochs=EPOCHS,
-                learning_rate=LR, gamma=GAMMA, gae_lambda=GAE_LAMBDA, clip_range=CLIP, clip_range_vf=CLIP,
-                ent_coef=ENT_COEF, vf_coef=VF_COEF, max_grad_norm=MAX_GRAD_NORM,
-                policy_kwargs=dict(net_arch=dict(pi=list(HIDDEN), vf=list(HIDDEN)),
-                                   activation_fn=torch.nn.Tanh, log_std_init=INIT_LOG_STD, ortho_init=True),
-                device="cpu", seed=seed, verbose=0)
-    spent = {"rollout": 0.0, "update": 0.0}
-
-    def timed(fn, name):
-        def wrapper(*a, **k):
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                spent[name] += time.perf_counter() - t0
-        return wrapper
-
-    model.collect_rollouts = timed(model.collect_rollouts, "rollout")
-    model.train = timed(model.train, "update")
-    t0 = time.perf_counter()
-    model.learn(total_timesteps=total)
-    run_s = time.perf_counter() - t0
-    steps = int(model.num_timesteps)
-    return dict(n_envs=n_envs, steps=steps, run_s=run_s, env_steps_per_s=steps / run_s,
-                rollout_s=spent["rollout"], update_s=spent["update"], torch_threads=torch.get_num_threads(),
-                load=load())
-
-
 # ------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; returns the RESULT dict."""
@@ -489,7 +418,13 @@ def main(argv: list[str] | None = None) -> dict:
                    help="PPO updates of 2048 env steps each, for both trainers (default 32; quick 2)")
     p.add_argument("--quick", action="store_true", help="small sizes (< 1 minute)")
     p.add_argument("--no-agreement", action="store_true", help="skip the agreement checks")
+    p.add_argument("--torch-threads", type=int, default=None, help=threads.THREADS_HELP)
     ns = p.parse_args(argv)
+    try:
+        settings = threads.thread_settings(ns.torch_threads)
+    except ValueError as err:
+        p.error(str(err))
+    from benchmarks import civic_sb3
     quick = ns.quick
     sizes = ns.sizes or ([1000] if quick else [100, 1000, 10_000, 100_000])
     loop_steps = ns.loop_steps or (2000 if quick else 20_000)
@@ -519,7 +454,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 2. env throughput
     loop_rate = gym_loop_rate(env_kw, loop_steps)
-    vec_rate = dummy_vec_rate(env_kw, EXPERIMENT_ENVS, loop_steps)
+    vec_rate = civic_sb3.dummy_vec_rate(env_kw, EXPERIMENT_ENVS, loop_steps)
     print(f"gymnasium env, Python loop: {loop_rate:,.0f} steps/s; SB3 DummyVecEnv x{EXPERIMENT_ENVS}: "
           f"{vec_rate:,.0f} steps/s ({load()})")
     rows = []
@@ -536,21 +471,30 @@ def main(argv: list[str] | None = None) -> dict:
     # 3. PPO training, same env steps. SB3 with 32 envs x 64 steps is the matched
     # configuration (and SB3's faster one); one env x 2048 steps is timed on fewer updates.
     total = updates * EXPERIMENT_ENVS * EXPERIMENT_STEPS
-    sb3 = [sb3_ppo(env_kw, total, EXPERIMENT_ENVS)]
+    # SB3 at each thread setting; the fastest is the reference, and times the single-env run
+    fastest, sb3_timings = civic_sb3.sb3_ppo_at_threads(env_kw, total, EXPERIMENT_ENVS, settings)
+    print("SB3 PPO (DummyVecEnv x%d, %d env steps) by torch threads: %s" % (
+        EXPERIMENT_ENVS, total, threads.describe(sb3_timings, fastest)))
+    sb3 = [fastest["result"]]
     if not quick:
-        sb3.append(sb3_ppo(env_kw, max(1, updates // 8) * EXPERIMENT_ENVS * EXPERIMENT_STEPS, 1))
+        sb3.append(civic_sb3.sb3_ppo_with_threads(env_kw, max(1, updates // 8) * EXPERIMENT_ENVS * EXPERIMENT_STEPS,
+                                                  1, fastest["threads"]))
     jx = [jaxtwin_ppo(env, params, ppo_config(EXPERIMENT_ENVS, EXPERIMENT_STEPS, total), repeats=2)]
     if not quick:
         big = 256
         jx.append(jaxtwin_ppo(env, params, ppo_config(big, EXPERIMENT_STEPS, max(total, big * EXPERIMENT_STEPS)),
                               repeats=1))
         one_epoch = jaxtwin_ppo(env, params, ppo_config(EXPERIMENT_ENVS, EXPERIMENT_STEPS, total, epochs=1))
-    rows = [[f"SB3 PPO, DummyVecEnv x{r['n_envs']}", r["steps"], r["run_s"], r["env_steps_per_s"], "",
-             f"{r['rollout_s']:.1f} / {r['update_s']:.1f}", r["load"]] for r in sb3]
+    others = [t["result"] for t in sb3_timings if t is not fastest]  # printed, not the reference
+    labels = (["(reference)"] + ["(slower setting)"] * len(others)
+              + ["(at the reference's setting)"] * (len(sb3) - 1))
+    rows = [[f"SB3 PPO, DummyVecEnv x{r['n_envs']}, {r['torch_threads']} thread(s) {label}", r["steps"],
+             r["run_s"], r["env_steps_per_s"], "", f"{r['rollout_s']:.1f} / {r['update_s']:.1f}", r["load"]]
+            for r, label in zip(sb3[:1] + others + sb3[1:], labels)]
     rows += [[f"jaxtwin PPO, {r['num_envs']} envs x {r['num_steps']}", r["steps"], r["run_s"], r["env_steps_per_s"],
               r["compile_s"], "", r["load"]] for r in jx]
     print(f"PPO training (2048 transitions/update unless more envs, minibatch {MINIBATCH}, {EPOCHS} epochs, "
-          f"2x{HIDDEN[0]} tanh; torch threads 1):")
+          f"2x{HIDDEN[0]} tanh):")
     print_table(["trainer", "env steps", "seconds", "env steps/s", "compile s", "rollout / update s", "load"], rows)
     ref_run = sb3[0]
     head = jx[0]
@@ -574,15 +518,17 @@ def main(argv: list[str] | None = None) -> dict:
         "civic", head["run_s"], reference_s,
         config=dict(n_msps=ns.msps, horizon=ns.horizon, cooperative=cooperative, ppo_env_steps=head["steps"],
                     jaxtwin_num_envs=EXPERIMENT_ENVS, num_steps=EXPERIMENT_STEPS, minibatch=MINIBATCH,
-                    epochs=EPOCHS, hidden=list(HIDDEN), sb3_n_envs=ref_run["n_envs"], torch_threads=1,
+                    epochs=EPOCHS, hidden=list(HIDDEN), sb3_n_envs=ref_run["n_envs"], torch_threads=fastest["threads"],
                     env_throughput_envs=largest),
         compile_s=head["compile_s"], env_steps_per_s_jaxtwin=env_rate[largest],
         env_steps_per_s_reference=loop_rate, env_ratio=env_rate[largest] / loop_rate,
         ppo_env_steps_per_s_jaxtwin=head["env_steps_per_s"], ppo_env_steps_per_s_reference=ref_run["env_steps_per_s"],
         **({"ppo_env_steps_per_s_sb3_single_env": sb3[1]["env_steps_per_s"],
             "ratio_vs_sb3_single_env": head["env_steps_per_s"] / sb3[1]["env_steps_per_s"]} if len(sb3) > 1 else {}),
-        reference="SB3 PPO (torch, 1 thread) on 32 NumPy gymnasium envs in a DummyVecEnv, same 2048-step "
-                  "updates; env throughput: the gymnasium env's Python step loop",
+        **threads.record(sb3_timings, fastest),
+        reference=f"SB3 PPO (torch, {fastest['threads']} thread(s), the fastest setting timed) on 32 NumPy "
+                  "gymnasium envs in a DummyVecEnv, same 2048-step updates; env throughput: the gymnasium env's "
+                  "Python step loop",
         loadavg=list(os.getloadavg()), **extra)
 
 

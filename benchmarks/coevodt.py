@@ -21,10 +21,9 @@ metrics.
     python -m benchmarks coevodt [--runs 10] [--episodes 80] [--mode Online] [--quick]
                                  [--torch-threads N] [--devices 0]
 
-The reference runs with torch's default intra-op threads unless
-``--torch-threads`` is given (the setting is printed). On a loaded machine
-(load average above the core count) torch's extra threads only contend:
-compare with ``--torch-threads 1`` before quoting a ratio.
+The reference is timed at 1 torch thread and at all available threads
+(:mod:`benchmarks.threads`); both are printed and the ratios divide by the
+faster. ``--torch-threads N`` times only ``N`` threads.
 """
 from __future__ import annotations
 
@@ -36,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import threads
 from benchmarks.common import print_result, print_table, time_jax
 
 METRICS = ("qoe", "latency", "cost")
@@ -255,14 +255,17 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--episodes", type=int, default=None, help="MARL training episodes (default 80; paper 200)")
     p.add_argument("--lstm-epochs", type=int, default=None, help="LSTM pretraining epochs (default 5; paper 20)")
     p.add_argument("--mode", default="Online", choices=("NoPred", "PretrainOnly", "Online"))
-    p.add_argument("--torch-threads", type=int, default=None,
-                   help="torch intra-op threads for the reference (default: torch's default)")
+    p.add_argument("--torch-threads", type=int, default=None, help=threads.THREADS_HELP)
     p.add_argument("--devices", type=int, default=0,
                    help="devices the vmapped runs are also sharded over (0: all; on a CPU-only host the CPU "
                         "is split into one device per core, as `jaxtwin coevodt --devices 0` does); 1: skip")
     p.add_argument("--skip-single", action="store_true", help="do not time jaxtwin with one run alone")
     p.add_argument("--quick", action="store_true", help="tiny sizes (< 60 s), for a smoke check")
     ns = p.parse_args(argv)
+    try:
+        settings = threads.thread_settings(ns.torch_threads)
+    except ValueError as err:
+        p.error(str(err))
 
     from jaxtwin.core import sharding
 
@@ -274,8 +277,6 @@ def main(argv: list[str] | None = None) -> dict:
     from benchmarks.reference import coevo_torch as ref
     from jaxtwin.coevodt.experiments import run_keys
 
-    if ns.torch_threads is not None:
-        torch.set_num_threads(ns.torch_threads)
     episodes = ns.episodes or (20 if ns.quick else 80)
     lstm_epochs = ns.lstm_epochs or (1 if ns.quick else 5)
     ref_runs = ns.ref_runs or 1
@@ -288,14 +289,12 @@ def main(argv: list[str] | None = None) -> dict:
     print("agreement (max |jaxtwin - reference| on identical inputs): "
           + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))
 
-    # reference: runs one after another, seeds 42, 43, ...
-    ref_results, ref_times, ref_cpu = [], [], []
-    for r in range(ref_runs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        ref_results.append(ref.run_protocol(pcfg, ns.mode, cfg.seed + r))
-        ref_times.append(time.perf_counter() - t0)
-        ref_cpu.append(time.process_time() - c0)
-    ref_per_run, ref_cpu_per_run = float(np.mean(ref_times)), float(np.mean(ref_cpu))
+    # reference: runs one after another, seeds 42, 43, ..., at each thread setting; the fastest counts
+    fastest, ref_timings = threads.time_at_threads(
+        lambda: [ref.run_protocol(pcfg, ns.mode, cfg.seed + r) for r in range(ref_runs)], settings,
+        set_threads=torch.set_num_threads, get_threads=torch.get_num_threads)
+    ref_results = fastest["result"]
+    ref_per_run, ref_cpu_per_run = fastest["wall_s"] / ref_runs, fastest["cpu_s"] / ref_runs
 
     # jaxtwin: all runs vmapped, sharded over the devices, and one run alone
     runner = make_jaxtwin_runner(cfg, ns.mode)
@@ -329,11 +328,11 @@ def main(argv: list[str] | None = None) -> dict:
           f"baseline={cfg.baseline_episodes}, eval={cfg.eval_episodes}, pop={cfg.pop_size}, "
           f"evolve_freq={cfg.evolve_freq}, lstm_epochs={cfg.forecast.epochs}; "
           f"{ref.episodes_per_run(pcfg, ns.mode)} env episodes per run")
-    print(f"torch threads {torch.get_num_threads()}; load average {load_start[0]:.2f} at start, "
-          f"{load_end[0]:.2f} at end ({os.cpu_count()} cores)")
-    if torch.get_num_threads() > 1 and max(load_start[0], load_end[0]) > (os.cpu_count() or 1):
-        print("warning: the machine is oversubscribed and torch runs several intra-op threads; they "
-              "contend and can slow the reference many-fold: compare with --torch-threads 1")
+    print("reference per run, by torch threads: " + threads.describe(ref_timings, fastest, per=ref_runs))
+    print(f"load average {load_start[0]:.2f} at start, {load_end[0]:.2f} at end ({os.cpu_count()} cores)")
+    if max(load_start[0], load_end[0]) > (os.cpu_count() or 1):
+        print("warning: the machine is oversubscribed: every figure here is slowed by other jobs, the "
+              "reference's multi-threaded setting most")
     print()
     print("random baseline (per-episode means):")
     print_table(["metric", "jaxtwin", "reference", "|diff|", "tolerance (5 SE)"], base_rows)
@@ -344,7 +343,8 @@ def main(argv: list[str] | None = None) -> dict:
     print_table(["metric", f"jaxtwin ({ns.runs} runs)", f"reference ({ref_runs} runs)"], trained)
     print()
 
-    rows = [[f"reference (torch, {ref_runs} run(s) in a loop)", ref_per_run, ref_cpu_per_run, "-", 1.0, 1.0]]
+    rows = [[f"reference (torch, {fastest['threads']} thread(s), {ref_runs} run(s) in a loop)", ref_per_run,
+             ref_cpu_per_run, "-", 1.0, 1.0]]
     if single is not None:
         rows.append(["jaxtwin, 1 run alone", single["steady_s"], "-", single["compile_s"],
                      ref_per_run / single["steady_s"], "-"])
@@ -382,7 +382,8 @@ def main(argv: list[str] | None = None) -> dict:
         single_run_s=None if single is None else single["steady_s"],
         single_run_compile_s=None if single is None else single["compile_s"],
         ratio_single_run=None if single is None else ref_per_run / single["steady_s"],
-        torch_threads=torch.get_num_threads(), loadavg=[round(load_start[0], 2), round(load_end[0], 2)],
+        torch_threads=fastest["threads"], **threads.record(ref_timings, fastest, per=ref_runs),
+        loadavg=[round(load_start[0], 2), round(load_end[0], 2)],
         agreement=diffs, reference="PyTorch, per-step Python loops, runs one after another",
     )
 

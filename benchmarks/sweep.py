@@ -21,8 +21,8 @@ import numpy as np
 from benchmarks.common import print_result, print_table, time_call
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Time the engine and the loop on the same study and print the ratios."""
+def main(argv: list[str] | None = None) -> dict:
+    """Time the engine and the loop on the same study and print the ratios; returns the RESULT dict."""
     from jaxtwin.civic.baselines import BASELINE_NAMES, make_baseline
     from jaxtwin.civic.env import CivicEnv
     from jaxtwin.civic.evaluate import make_evaluator
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
                  ["engine steady (compiled group program)", steady, 1e3 * steady / n],
                  ["loop steady (jitted point x %d)" % n, loop_s, 1e3 * loop_s / n],
                  ["loop incl. its compile", loop_s + loop_first, 1e3 * (loop_s + loop_first) / n]])
-    print_result("sweep_civic_steady", steady, loop_s, dict(points=n, policies=len(BASELINE_NAMES),
-                                                           seeds=ns.seeds, horizon=ns.horizon),
-                 engine_cold_s=cold, engine_compilations=compiles, loop_with_compile_s=loop_s + loop_first,
-                 cold_ratio=(loop_s + loop_first) / cold)
+    return print_result("sweep_civic_steady", steady, loop_s, dict(points=n, policies=len(BASELINE_NAMES),
+                                                                  seeds=ns.seeds, horizon=ns.horizon),
+                        engine_cold_s=cold, engine_compilations=compiles, loop_with_compile_s=loop_s + loop_first,
+                        cold_ratio=(loop_s + loop_first) / cold)

@@ -21,10 +21,10 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "METRIC_NAMES": ".evaluate", "episode_metrics": ".evaluate", "run_episode": ".evaluate",
     "make_evaluator": ".evaluate",
     # agents
-    "AgentConfig": ".agents", "train_agent": ".agents", "load_agent": ".agents", "drl_policy": ".agents",
-    "train_through_phases": ".agents",
+    "AgentConfig": ".agents", "train_agent": ".agents", "train_agents": ".agents", "load_agent": ".agents",
+    "drl_policy": ".agents", "train_through_phases": ".agents",
     # experiments (run(config, out_dir) contract; CLI in .cli)
-    "CivicConfig": ".experiments", "evaluate_policies": ".experiments", "run": ".experiments",
+    "CivicConfig": ".experiments", "evaluate_policies": ".tables", "run": ".experiments",
     "run_train": ".experiments", "run_evaluate": ".experiments", "EXPERIMENTS": ".experiments",
     # discrete-action gymnax view (PureJaxRL ppo.py, DQN)
     "discrete": ".views",

@@ -1,5 +1,6 @@
 """CIVIC's PPO agents: the budget (:class:`AgentConfig`), training with
-checkpoints (:func:`train_agent`), loading a finished agent
+checkpoints (:func:`train_agents`: seeds, or seeds x points of one shape, as
+one vmapped program; :func:`train_agent` for one), loading finished agents
 (:func:`load_agent`), training through a change of regime
 (:func:`train_through_phases`) and the trained actor as a policy
 (:func:`drl_policy`).
@@ -12,6 +13,7 @@ training finished, so :func:`load_agent` never returns a half-trained agent.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -69,22 +71,53 @@ def scenario_shape(env: CivicEnv) -> dict[str, Any]:
             "cooperative": env.cooperative}
 
 
-def train_agent(env: CivicEnv, params: EnvParams, agent: AgentConfig, key: jax.Array,
-                ckpt_dir: Path | None = None, *, progress: bool = True, desc: str = "",
-                overwrite: bool = False):
-    """Train PPO in ``agent.chunks`` jitted chunks; checkpoint/resume under ``ckpt_dir``.
+def stack_learners(params: EnvParams | list[EnvParams], n: int) -> EnvParams:
+    """``n`` learners' scenario params with a leading learner axis: a list (one per
+    learner, the same shapes) is stacked; one params is repeated ``n`` times."""
+    if isinstance(params, (list, tuple)):
+        if len(params) != n:
+            raise ConfigError(f"{len(params)} scenario params for {n} learners")
+        return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *params)
+    return jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (n, *np.shape(x))), params)
 
-    Returns ``(net_params, metrics)`` with ``metrics`` a dict of per-update
-    NumPy arrays (``mean_return``, ``env_steps``, ...). With ``ckpt_dir`` the
-    runner state and metrics are saved after every chunk, an unfinished run is
-    resumed, and ``agent.json`` is written when the last chunk is done.
+
+@functools.lru_cache(maxsize=32)
+def _learner_programs(env: CivicEnv, agent: AgentConfig):
+    """``(init, run)``: PPO's init and chunk step ``vmap``-ed over learners (key and params);
+    cached, so a resumed or repeated training of the same shapes compiles nothing new."""
+    init, run_updates = ppo.make_train_chunks(agent.ppo(), env, env.default_params)
+    runs: dict[int, Callable] = {}
+
+    def run(runner, params, n_updates: int):
+        if n_updates not in runs:  # at most two chunk lengths: the last chunk may be shorter
+            runs[n_updates] = jax.jit(jax.vmap(lambda r, p: run_updates(r, n_updates, p)))
+        return runs[n_updates](runner, params)
+    return jax.jit(jax.vmap(init)), run
+
+
+def train_agents(env: CivicEnv, params: EnvParams | list[EnvParams], agent: AgentConfig,
+                 keys: jax.Array, ckpt_dir: Path | None = None, *, progress: bool = True,
+                 desc: str = "", overwrite: bool = False):
+    """Train ``len(keys)`` independent PPO learners as one ``vmap``-ed program, in
+    ``agent.chunks`` jitted chunks; checkpoint/resume under ``ckpt_dir``.
+
+    Learner ``i`` starts from ``keys[i]`` under ``params`` (one scenario for all
+    learners: seeds) or ``params[i]`` (a list: seeds x points of one shape, e.g.
+    thresholds). Returns ``(net_params, metrics)``, each with a leading learner
+    axis; ``metrics`` maps ``mean_return``, ``env_steps``, ... to arrays of shape
+    ``(learners, updates)``. With ``ckpt_dir`` the stacked runner state and the
+    metrics (``train_metrics.csv``: one row per update x learner) are saved after
+    every chunk, an unfinished run is resumed, and ``agent.json`` is written when
+    the last chunk is done.
     """
-    cfg = agent.ppo()
-    init, run_updates = ppo.make_train_chunks(cfg, env, params)
-    n_updates = cfg.num_updates
+    keys = jnp.asarray(keys)
+    n_learners = int(keys.shape[0])
+    stacked = stack_learners(params, n_learners)
+    init, run = _learner_programs(env, agent)
+    n_updates = agent.ppo().num_updates
     per_chunk = max(1, math.ceil(n_updates / agent.chunks))
     sizes = [min(per_chunk, n_updates - i) for i in range(0, n_updates, per_chunk)]
-    runner = init(key)
+    runner = init(keys, stacked)
     done_chunks, history = 0, []
     ckpt = metrics_path = None
     if ckpt_dir is not None:
@@ -94,28 +127,46 @@ def train_agent(env: CivicEnv, params: EnvParams, agent: AgentConfig, key: jax.A
             (ckpt_dir / FINISHED).unlink(missing_ok=True)
         elif ckpt.exists() and metrics_path.exists():
             runner = ppo.runner_state_from_bytes(ckpt.read_bytes(), runner)
-            rows = artifacts.read_csv(metrics_path)
-            history = [{k: float(v) for k, v in r.items()} for r in rows]
-            done_chunks = int(round(float(rows[-1]["chunk"]))) + 1 if rows else 0
+            history = [{k: float(v) for k, v in r.items()} for r in artifacts.read_csv(metrics_path)]
+            done_chunks = int(round(history[-1]["chunk"])) + 1 if history else 0
     with progress_bar(len(sizes), desc or "train", enabled=progress, initial=done_chunks) as bar:
         for c in range(done_chunks, len(sizes)):
-            runner, m = run_updates(runner, sizes[c])
+            runner, m = run(runner, stacked, sizes[c])
             m = jax.tree.map(np.asarray, m)
             for i in range(sizes[c]):
-                history.append({"chunk": c, **{k: float(v[i]) for k, v in m.items()}})
+                for learner in range(n_learners):
+                    history.append({"chunk": c, "learner": learner,
+                                    **{k: float(v[learner, i]) for k, v in m.items()}})
             if ckpt is not None:
                 artifacts._atomic_write_bytes(ckpt, ppo.runner_state_to_bytes(runner))
                 artifacts.write_csv(metrics_path, history)
             bar.update(1)
     if ckpt_dir is not None and (done_chunks < len(sizes) or not (ckpt_dir / FINISHED).exists()):
         artifacts.write_json(ckpt_dir / FINISHED, {"agent": agent, "scenario": scenario_shape(env),
-                                                   "updates": n_updates})
-    metrics = {k: np.asarray([h[k] for h in history]) for k in (history[0] if history else {})}
+                                                   "updates": n_updates, "learners": n_learners})
+    names = [k for k in (history[0] if history else {}) if k not in ("chunk", "learner")]
+    metrics = {k: np.asarray([[h[k] for h in history if h["learner"] == learner]
+                              for learner in range(n_learners)]) for k in names}
     return runner.train_state.params, metrics
 
 
+def train_agent(env: CivicEnv, params: EnvParams, agent: AgentConfig, key: jax.Array,
+                ckpt_dir: Path | None = None, *, progress: bool = True, desc: str = "",
+                overwrite: bool = False):
+    """One learner of :func:`train_agents`: ``(net_params, metrics)`` without the learner axis."""
+    net, metrics = train_agents(env, params, agent, jnp.asarray(key)[None], ckpt_dir,
+                                progress=progress, desc=desc, overwrite=overwrite)
+    return learner(net, 0), {k: v[0] for k, v in metrics.items()}
+
+
+def learner(net_params: Any, index: int) -> Any:
+    """Learner ``index``'s network parameters from a stack returned by :func:`train_agents`."""
+    return jax.tree.map(lambda x: x[index], net_params)
+
+
 def load_agent(out_dir: str | Path, env: CivicEnv, agent: AgentConfig, params: EnvParams | None = None):
-    """The network parameters of the agent trained by :func:`train_agent` in ``out_dir``.
+    """The network parameters (leading learner axis) of the agents trained by
+    :func:`train_agents` in ``out_dir``.
 
     Reads only the checkpoint's network parameters, so an evaluation may use
     another number of environments than the training did. A folder without a
@@ -129,17 +180,21 @@ def load_agent(out_dir: str | Path, env: CivicEnv, agent: AgentConfig, params: E
         raise ConfigError(f"no trained agent in {out} (no {CHECKPOINT}): run {train_cmd} first")
     if not (out / FINISHED).exists():
         rows = artifacts.read_csv(out / METRICS) if (out / METRICS).exists() else []
-        raise ConfigError(f"the training in {out} is not finished ({len(rows)} of "
+        n = len({r.get("learner") for r in rows}) or 1
+        raise ConfigError(f"the training in {out} is not finished ({len(rows) // n} of "
                           f"{agent.ppo().num_updates} updates, no {FINISHED}): run {train_cmd} "
                           "to finish it first")
-    saved_shape = json.loads((out / FINISHED).read_text()).get("scenario", {})
+    record = json.loads((out / FINISHED).read_text())
+    saved_shape = record.get("scenario", {})
     differ = {k: (saved_shape.get(k), v) for k, v in scenario_shape(env).items() if saved_shape.get(k) != v}
     if differ:
         raise ConfigError(f"the agent in {out} was trained for another scenario: "
                           + ", ".join(f"{k}={a!r} there, {b!r} here" for k, (a, b) in differ.items()))
     params = env.default_params if params is None else params
-    init, _ = ppo.make_train_chunks(agent.ppo(), env, params)
-    template = jax.eval_shape(init, jax.random.PRNGKey(0)).train_state.params
+    n_learners = int(record.get("learners", 1))
+    init, _ = _learner_programs(env, agent)
+    template = jax.eval_shape(init, jnp.zeros((n_learners, 2), jnp.uint32),
+                              stack_learners(params, n_learners)).train_state.params
     state = serialization.msgpack_restore((out / CHECKPOINT).read_bytes())
     try:
         net = serialization.from_state_dict(template, state["train_state"]["params"])

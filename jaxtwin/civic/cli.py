@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from jaxtwin.core.cli import Command, System
-from jaxtwin.core.report import grouped_ci_table
+from jaxtwin.core.report import grouped_ci_table, mean_pm_ci
 from jaxtwin.civic.experiments import EXPERIMENTS, CivicConfig, run, run_evaluate, run_train
 
 
@@ -14,10 +16,13 @@ HEADLINE = ("completion_pct", "fulfillment_requests_pct", "served_clients", "epi
 
 
 def report_training(metrics: dict, out: Path) -> None:
-    """The last update's mean episode return and the environment steps taken."""
-    if len(metrics.get("mean_return", [])):
-        print(f"PPO: mean episode return {metrics['mean_return'][-1]:.4g} after "
-              f"{int(metrics['env_steps'][-1])} environment steps")
+    """The last update's mean episode return (mean ± 95% CI over the trained seeds) and the
+    environment steps each learner took."""
+    returns = np.atleast_2d(np.asarray(metrics.get("mean_return", []), np.float64))
+    if returns.size:
+        steps = int(np.atleast_2d(metrics["env_steps"])[0, -1])
+        print(f"PPO ({returns.shape[0]} training seed(s)): mean episode return "
+              f"{mean_pm_ci(returns[:, -1])} after {steps} environment steps each")
 
 
 def report_results(rows: list[dict], out: Path) -> None:
@@ -27,7 +32,7 @@ def report_results(rows: list[dict], out: Path) -> None:
         print(f"{len(rows)} rows: see the CSVs in {out}")
         return
     keys = [k for k in ("n_msps", "horizon", "requests_per_head", "mode", "trial", "ratio") if k in rows[0]] + ["policy"]
-    grouped_ci_table(rows, keys, HEADLINE, title="CIVIC: evaluation over the episodes")
+    grouped_ci_table(rows, keys, HEADLINE, title="CIVIC: evaluation over the episodes", replicate="train_seed")
 
 
 SYSTEM = System(

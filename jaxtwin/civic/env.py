@@ -35,6 +35,8 @@ Readings of the spec made here (documented so they can be checked):
   both settings; only the cooperative observation shows it.
 * **Terminal bonus** ``w_fin * #(served with 0 < I <= I_max)`` is paid at the
   horizon step (truncation) only, as the seed writes it at ``t = T``.
+* **Episode length** ``T``: ``params.episode_steps`` where set (``<= horizon``), else the
+  ``horizon``; one program padded to the longest horizon runs several (a mask).
 * **Budgets.** The initial total is ``budget_factor * budget_scale`` times the
   cost of serving every request expected in ``T_ref`` steps (``p_req * T_ref``
   per Head; spec v2: ``T_ref = 100`` whatever the horizon, so longer episodes
@@ -249,13 +251,14 @@ class CivicEnv(Environment[CivicState, EnvParams]):
         """Flat observation (spec §5), every entry in ``[0, 1]`` (``key``: unused, gymnax's signature)."""
         r = self.rooms(params)
         init = jnp.maximum(state.initial_budget, 1)
-        expected = jnp.maximum(params.p_req * self.horizon * self.heads_per_msp, 1e-9)
+        steps = self.episode_steps(params)
+        expected = jnp.maximum(params.p_req * steps * self.heads_per_msp, 1e-9)
         parts = [
             state.budget.astype(jnp.float32) / init,
             jnp.minimum(state.n_fulfilled / expected, 1.0),
             state.clients / r.V_max,
             state.requests.astype(jnp.float32),
-            jnp.reshape(state.t / self.horizon, (1,)),
+            jnp.reshape(state.t / steps, (1,)),
         ]
         if self.cooperative:
             total = jnp.maximum(jnp.sum(state.initial_budget), 1)
@@ -263,6 +266,10 @@ class CivicEnv(Environment[CivicState, EnvParams]):
             parts += [jnp.reshape(state.gcp / total, (1,)),
                       jnp.reshape(jnp.minimum(state.stuck / limit, 1.0), (1,))]
         return jnp.clip(jnp.concatenate([jnp.asarray(p, jnp.float32) for p in parts]), 0.0, 1.0)
+
+    def episode_steps(self, params: EnvParams) -> jax.Array:
+        """The episode length ``T``: ``params.episode_steps`` where set, else the horizon."""
+        return jnp.where(params.episode_steps > 0, params.episode_steps, self.horizon)
 
     # ----------------------------------------------------------- dynamics
     def check_params(self, params: EnvParams) -> None:
@@ -348,7 +355,7 @@ class CivicEnv(Environment[CivicState, EnvParams]):
         any_served = jnp.any(served)
         stuck = jnp.where(any_served, 0, jnp.where(any_active, state.stuck + 1, state.stuck))
         t = state.t + 1
-        truncated_raw = t >= self.horizon
+        truncated_raw = t >= self.episode_steps(params)
         terminated = (params.stuck_limit > 0) & (stuck >= params.stuck_limit) & ~truncated_raw
         bonus_count = state.bonus_count + jnp.sum(bonus.astype(jnp.int32))
         reward = reward + jnp.where(truncated_raw, params.w_fin * bonus_count, 0.0)

@@ -60,8 +60,9 @@ def episode_metrics(state: CivicState, episode_return) -> dict[str, jax.Array]:
 
 
 def run_episode(env: CivicEnv, policy: Policy, key: jax.Array, params: EnvParams):
-    """One full-horizon episode (``T`` raw steps, no auto-reset); returns
-    ``(final_state, episode_return, per_step_info)``.
+    """One full-horizon episode (``T`` raw steps, no auto-reset; in a program padded past
+    ``params.episode_steps`` the extra steps change nothing); returns
+    ``(final_state, episode_return, per_step_info)`` (the info of padded steps is not masked).
 
     Scores every step of the horizon: the early end (``stuck_limit``) is a
     training device, so evaluation keeps stepping (a stuck system keeps
@@ -71,12 +72,16 @@ def run_episode(env: CivicEnv, policy: Policy, key: jax.Array, params: EnvParams
     key_reset, key_steps = jax.random.split(key)
     obs, state = env.reset_env(key_reset, params)
 
+    steps = env.episode_steps(params)
+
     def one_step(carry, step_key):
         obs, state, ret = carry
         key_act, key_env = jax.random.split(step_key)
         action = policy(key_act, obs, state, params)
-        obs, state, reward, _, _, info = env.step_env(key_env, state, action, params)
-        return (obs, state, ret + reward), info
+        new = env.step_env(key_env, state, action, params)
+        live = state.t < steps   # past the episode's T (a padded horizon): nothing changes
+        obs, state = jax.tree.map(lambda n, o: jnp.where(live, n, o), (new[0], new[1]), (obs, state))
+        return (obs, state, ret + jnp.where(live, new[2], 0.0)), new[5]
 
     (_, state, ret), infos = jax.lax.scan(
         one_step, (obs, state, jnp.asarray(0.0, jnp.float32)),

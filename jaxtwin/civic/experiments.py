@@ -8,7 +8,8 @@
   :data:`jaxtwin.civic.evaluate.METRIC_NAMES`), summary CSVs, PNG figures and
   ``config.json``.
 * :func:`run_train` (``jaxtwin civic train``) — PPO on one scenario,
-  checkpointed after every chunk (rerun resumes; :func:`jaxtwin.civic.agents.train_agent`).
+  ``train_seeds`` learners trained vmapped, checkpointed after every chunk (rerun resumes;
+  :func:`jaxtwin.civic.agents.train_agents`).
 * :func:`run_evaluate` (``jaxtwin civic evaluate``) — the finished agent of
   ``out_dir`` (:func:`jaxtwin.civic.agents.load_agent`; never trains) against the
   baselines: ``evaluation.csv``, ``evaluation_summary.csv``, ``evaluation_config.json``.
@@ -30,17 +31,21 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from jaxtwin.core import artifacts, provenance, sharding
+from jaxtwin.core import artifacts, provenance, report, sharding
 from jaxtwin.core.config import (ConfigError, record_config, require_choice, require_int,
                                  require_positive, require_range)
 from jaxtwin.civic import figures
-from jaxtwin.civic.agents import AgentConfig, drl_policy, load_agent, train_agent, train_through_phases
+from jaxtwin.civic.agents import AgentConfig, load_agent, train_agents, train_through_phases
 from jaxtwin.civic.env import CivicEnv, EnvParams, validate_params
 from jaxtwin.learn import ppo
 from jaxtwin.civic.baselines import from_actor, make_baseline
-from jaxtwin.civic.evaluate import METRIC_NAMES, episode_metrics, make_evaluator, run_episode
+from jaxtwin.civic.evaluate import episode_metrics, make_evaluator, run_episode
+from jaxtwin.civic.tables import (agent_verdicts, drl_policies, evaluate_policies, learner_range,
+                                  policy_rows, summarize)
+from jaxtwin.civic.sizes import require_command_fits
 
 COOP_POLICIES = ("Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP", "DRL-GCP")
 GCP_BASELINES = ("Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP")
@@ -68,6 +73,9 @@ class CivicConfig:
         "help": "steps the dynamic-setting budget is sized for, whatever the horizon (spec v2); none: the "
                 "horizon (v1: budgets grow with T). Fixed-request experiments use T_ref = N_m"})
     eval_episodes: int = field(default=16, metadata={"help": "evaluation episodes (seeds) per policy and scenario"})
+    train_seeds: int = field(default=3, metadata={
+        "help": "independent PPO trainings per agent, trained as one vmapped program; DRL rows carry "
+                "train_seed and their 95% CIs are across these trainings (spec v2)"})
     tolerance_trials: int = field(default=6, metadata={"help": "trials of +10% requests / -5% budget"})
     ratios: tuple[float, ...] = field(default=(1.0, 1.2, 1.4, 1.6, 1.8, 2.0, math.inf),
                                       metadata={"help": "withdraw-to-insert ratios (inf: no limit)"})
@@ -83,7 +91,8 @@ class CivicConfig:
             if not getattr(self, name):
                 raise ConfigError(f"CivicConfig.{name}={getattr(self, name)!r}: must not be empty")
             require_int_tuple(self, name)
-        require_int(self, "heads_per_msp", "n_msps", "horizon", "eval_episodes", "tolerance_trials", minimum=1)
+        require_int(self, "heads_per_msp", "n_msps", "horizon", "eval_episodes", "tolerance_trials",
+                    "train_seeds", minimum=1)
         require_int(self, "seed", minimum=0)
         require_range(self, "threshold", 0.0, 1.0, lo_open=True)
         require_range(self, "p_req", 0.0, 1.0, lo_open=True)
@@ -115,45 +124,10 @@ def scenario_params(env: CivicEnv, cfg: CivicConfig, **overrides) -> EnvParams:
     return validate_params(p.replace(**overrides) if overrides else p, env)
 
 
-def evaluate_policies(env: CivicEnv, params: EnvParams, named_policies: dict, n_episodes: int,
-                      key: jax.Array, *, devices: int = 1) -> list[dict]:
-    """Rows (policy x seed) of per-episode metrics, all policies in one jitted program.
-
-    ``devices`` (see :func:`jaxtwin.core.sharding.sharded_call`) spreads the
-    seeds over devices; the rows do not depend on it.
-    """
-    names = list(named_policies)
-    ev = sharding.sharded_call(make_evaluator(env, [named_policies[n] for n in names]), devices,
-                               in_axes=(0, None), out_axes=1)  # metrics [policy, seed]
-    m = jax.tree.map(np.asarray, ev(jax.random.split(key, n_episodes), params))
-    rows = []
-    for i, name in enumerate(names):
-        for s in range(n_episodes):
-            rows.append({"policy": name, "seed": s, **{k: float(m[k][i, s]) for k in METRIC_NAMES}})
-    return rows
-
-
 # ------------------------------------------------------------------ helpers
-def _summary(rows: list[dict], keys: tuple[str, ...], metrics=METRIC_NAMES) -> list[dict]:
-    """Mean and std of each metric per group of ``keys``."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
-    out = []
-    for g, rs in groups.items():
-        row = dict(zip(keys, g))
-        row["n"] = len(rs)
-        for m in metrics:
-            vals = np.asarray([r[m] for r in rs], np.float64)
-            row[f"{m}_mean"] = float(vals.mean())
-            row[f"{m}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
-        out.append(row)
-    return out
-
-
 def _write_results(out: Path, rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
     artifacts.write_csv(out / "results.csv", rows)
-    summary = _summary(rows, keys)
+    summary = summarize(rows, keys)
     artifacts.write_csv(out / "summary.csv", summary)
     return summary
 
@@ -166,38 +140,75 @@ def _key(cfg: CivicConfig, *ints: int) -> jax.Array:
 
 
 def _agent(out: Path, name: str, env, params, cfg, key, progress, overwrite):
-    return train_agent(env, params, cfg.agent, key, out / "agents" / name, progress=progress,
-                       desc=name, overwrite=overwrite)
+    """``cfg.train_seeds`` learners of one scenario, trained vmapped (cached under agents/<name>)."""
+    return train_agents(env, params, cfg.agent, jax.random.split(key, cfg.train_seeds), out / "agents" / name,
+                        progress=progress, desc=name, overwrite=overwrite)
 
 
 # ------------------------------------------------------------------ experiments
 def run_coop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> list[dict]:
-    """Spec §7.3: MSPs x horizons x the eight policies (GCP and not), dynamic requests."""
+    """Spec §7.3: MSPs x horizons x the nine policies (GCP and not), dynamic requests.
+
+    Per MSP count, DRL (no pool) and DRL-GCP are each one vmapped training of
+    horizons x ``train_seeds`` learners in an env padded to the longest horizon
+    (``EnvParams.episode_steps`` masks the shorter ones): two PPO programs per MSP count.
+    """
     rows, curves = [], {}
+    L = cfg.train_seeds
+    trainings = coop_trainings(cfg)
     for i, M in enumerate(cfg.msps):
+        nets = {}
+        for tag, env, points, keys in trainings[M]:
+            nets[tag] = (env, points, *train_agents(env, points, cfg.agent, keys, out / "agents" / f"M{M}_{tag}",
+                                                    progress=progress, desc=f"M{M} {tag}", overwrite=overwrite))
         for j, T in enumerate(cfg.horizons):
-            name = f"M{M}_T{T}"
             coop_env = CivicEnv(M, cfg.heads_per_msp, T, cooperative=True)
-            solo_env = CivicEnv(M, cfg.heads_per_msp, T, cooperative=False)
             p_coop = scenario_params(coop_env, cfg)
-            p_solo = scenario_params(solo_env, cfg, unbalanced_budgets=True)  # same budgets, no pool
-            net_solo, m_solo = _agent(out, f"{name}_DRL", solo_env, p_solo, cfg, _key(cfg, 1, i, j),
-                                      progress, overwrite)
-            net_coop, m_coop = _agent(out, f"{name}_DRL-GCP", coop_env, p_coop, cfg, _key(cfg, 2, i, j),
-                                      progress, overwrite)
-            curves[name] = (m_solo, m_coop)
             policies = {n: make_baseline(n, coop_env) for n in COOP_POLICIES if not n.startswith("DRL")}
-            policies["DRL"] = drl_policy(coop_env, p_solo, cfg.agent, net_solo, trained_env=solo_env)
-            policies["DRL-GCP"] = drl_policy(coop_env, p_coop, cfg.agent, net_coop)
-            policies = {n: policies[n] for n in COOP_POLICIES}
+            for tag, (env, points, net, _) in nets.items():
+                mine = learner_range(net, j * L, L)
+                policies.update(drl_policies(tag, coop_env, points[j * L], cfg.agent, mine, trained_env=env))
+            curves[f"M{M}_T{T}"] = tuple({k: v[j * L:(j + 1) * L] for k, v in nets[tag][3].items()}
+                                         for tag in ("DRL", "DRL-GCP"))
             for r in evaluate_policies(coop_env, p_coop, policies, cfg.eval_episodes, _key(cfg, 3, i, j),
                                        devices=cfg.devices):
                 rows.append({"n_msps": M, "horizon": T, **r})
     summary = _write_results(out, rows, ("n_msps", "horizon", "policy"))
     rel = coop_relative_table(summary)
     artifacts.write_csv(out / "relative_to_random.csv", rel)
+    verdicts = agent_verdicts(summary, ("n_msps", "horizon"))
+    artifacts.write_csv(out / "agent_vs_baselines.csv", verdicts)
+    short = [v for v in verdicts if v["under_trained"]]
+    if short:
+        report.warn(f"DRL-GCP is under-trained in {len(short)} of {len(verdicts)} scenarios: a baseline earns "
+                    f"a higher episode return on its own objective (see {out / 'agent_vs_baselines.csv'})")
     figures.coop(out, cfg, summary, curves, COOP_POLICIES)
     return rows
+
+
+def coop_trainings(cfg: CivicConfig) -> dict[int, list[tuple[str, CivicEnv, list[EnvParams], jax.Array]]]:
+    """The coop experiment's PPO programs: per MSP count, ``(tag, env, points, keys)`` for DRL
+    (no pool, the same budgets) and DRL-GCP, each horizons x ``train_seeds`` learners in an env
+    padded to the longest horizon (learner ``j * train_seeds + s``: horizon ``j``, seed ``s``)."""
+    T_max, L = max(cfg.horizons), cfg.train_seeds
+    out = {}
+    for i, M in enumerate(cfg.msps):
+        out[M] = []
+        for tag, coop in (("DRL", False), ("DRL-GCP", True)):
+            env = CivicEnv(M, cfg.heads_per_msp, T_max, cooperative=coop)
+            points = [_padded_params(env, cfg, T, unbalanced_budgets=not coop)
+                      for T in cfg.horizons for _ in range(L)]
+            keys = jnp.concatenate([jax.random.split(_key(cfg, 2 if coop else 1, i, j), L)
+                                    for j in range(len(cfg.horizons))])
+            out[M].append((tag, env, points, keys))
+    return out
+
+
+def _padded_params(env: CivicEnv, cfg: CivicConfig, T: int, **overrides) -> EnvParams:
+    """A horizon-``T`` scenario in ``env`` (padded to a horizon >= T): ``episode_steps = T`` and
+    the budget sized as for a horizon-``T`` env (``T_ref``, or ``T`` itself under v1 sizing)."""
+    return scenario_params(env, cfg, episode_steps=T, T_ref=float(T if cfg.T_ref is None else cfg.T_ref),
+                           **overrides)
 
 
 def coop_relative_table(summary: list[dict]) -> list[dict]:
@@ -232,7 +243,7 @@ def run_noncoop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) 
             net, m = _agent(out, f"M{M}_N{N}_DRL", env, p, cfg, _key(cfg, 11, i, j), progress, overwrite)
             curves[f"M{M}_N{N}"] = m.get("mean_return", np.zeros(0))
             pols = {n: make_baseline(n, env) for n in NONCOOP_POLICIES if n != "DRL"}
-            pols["DRL"] = drl_policy(env, p, cfg.agent, net)
+            pols.update(drl_policies("DRL", env, p, cfg.agent, net))
             for r in evaluate_policies(env, p, pols, cfg.eval_episodes, _key(cfg, 12, i, j), devices=cfg.devices):
                 rows.append({"n_msps": M, "requests_per_head": N, **r})
     summary = _write_results(out, rows, ("n_msps", "requests_per_head", "policy"))
@@ -253,11 +264,11 @@ def run_tolerance(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True
         env = CivicEnv(M, cfg.heads_per_msp, T, cooperative=False)
         p = base_p   # the budget stays the one sized for N requests (T_ref = N)
         pols = {n: make_baseline(n, env) for n in ("Saving", "Average", "Max", "Myopic-Optimal")}
-        pols["DRL"] = drl_policy(env, p, cfg.agent, net)
+        pols.update(drl_policies("DRL", env, p, cfg.agent, net))
         for r in evaluate_policies(env, p, pols, cfg.eval_episodes, _key(cfg, 22), devices=cfg.devices):
             rows.append({"mode": "requests", "trial": k, "load_pct": 100 * T / N, "budget_pct": 100.0, **r})
     pols = {n: make_baseline(n, base_env) for n in ("Saving", "Average", "Max", "Myopic-Optimal")}
-    pols["DRL"] = drl_policy(base_env, base_p, cfg.agent, net)
+    pols.update(drl_policies("DRL", base_env, base_p, cfg.agent, net))
     for k in range(cfg.tolerance_trials):
         p = base_p.replace(budget_factor=base_p.budget_factor * (1.0 - 0.05 * k))
         # same keys in every trial: only the budget differs between trials (common random numbers)
@@ -274,20 +285,15 @@ def run_withdraw(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True)
     p = scenario_params(env, cfg)
     net, _ = _agent(out, f"M{cfg.n_msps}_T{cfg.horizon}_DRL-GCP", env, p, cfg, _key(cfg, 31), progress, overwrite)
     pols = {n: make_baseline(n, env) for n in GCP_BASELINES}
-    pols["DRL-GCP"] = drl_policy(env, p, cfg.agent, net)
+    pols.update(drl_policies("DRL-GCP", env, p, cfg.agent, net))
     names = list(pols)
     ev = sharding.sharded_call(make_evaluator(env, [pols[n] for n in names]), cfg.devices,
                                in_axes=(0, None), out_axes=1)  # compiled once: the ratio is a parameter
     keys = jax.random.split(_key(cfg, 32), cfg.eval_episodes)
-    rows = []
-    for ratio in cfg.ratios:
-        m = jax.tree.map(np.asarray, ev(keys, p.replace(withdraw_ratio=float(ratio))))
-        for i, name in enumerate(names):
-            for s in range(cfg.eval_episodes):
-                rows.append({"ratio": float(ratio), "policy": name, "seed": s,
-                             **{k: float(m[k][i, s]) for k in METRIC_NAMES}})
+    rows = [{"ratio": float(ratio), **r} for ratio in cfg.ratios
+            for r in policy_rows(names, ev(keys, p.replace(withdraw_ratio=float(ratio))))]
     summary = _write_results(out, rows, ("ratio", "policy"))
-    figures.withdraw(out, cfg.ratios, summary, names)
+    figures.withdraw(out, cfg.ratios, summary, list(dict.fromkeys(r["policy"] for r in rows)))
     return rows
 
 
@@ -332,7 +338,9 @@ EXPERIMENTS = {"noncoop": run_noncoop, "tolerance": run_tolerance, "coop": run_c
 
 
 def run(config: CivicConfig, out_dir, *, overwrite: bool = False, progress: bool = True) -> list[dict]:
-    """Run ``config.experiment`` into ``out_dir`` (skips if its results exist unless ``overwrite``)."""
+    """Run ``config.experiment`` into ``out_dir`` (skips if its results exist unless ``overwrite``);
+    a size that cannot fit the memory is refused first (:mod:`jaxtwin.civic.sizes`)."""
+    require_command_fits(config, config.experiment)   # before anything is written or compiled
     out = Path(out_dir)
     record_config(out, config, overwrite=overwrite)
     done = out / ("adapt_curve.csv" if config.experiment == "adapt" else "results.csv")
@@ -347,14 +355,17 @@ def _scenario(cfg: CivicConfig) -> tuple[CivicEnv, EnvParams]:
 
 
 def run_train(config: CivicConfig, out_dir, *, overwrite: bool = False, progress: bool = True) -> dict:
-    """PPO on one scenario (``n_msps``, ``horizon``, ``cooperative``), checkpointed in ``out_dir``;
-    returns the per-update training metrics."""
+    """PPO on one scenario (``n_msps``, ``horizon``, ``cooperative``), ``train_seeds`` learners
+    trained vmapped and checkpointed in ``out_dir``; returns the per-update training metrics
+    (arrays ``[learner, update]``)."""
+    require_command_fits(config, "train")
     out = Path(out_dir)
     record_config(out, config, overwrite=overwrite)
     if overwrite:  # the agent is trained again: an evaluation of the old one would be mislabelled
         provenance.discard(out / EVALUATION_RECORD)
     env, p = _scenario(config)
-    _, m = train_agent(env, p, config.agent, _key(config, 51), out, progress=progress, overwrite=overwrite)
+    _, m = train_agents(env, p, config.agent, jax.random.split(_key(config, 51), config.train_seeds), out,
+                        progress=progress, overwrite=overwrite)
     figures.training(out, m)
     return m
 
@@ -365,17 +376,18 @@ EVALUATION_RECORD = "evaluation_config.json"
 def run_evaluate(config: CivicConfig, out_dir, *, overwrite: bool = False, progress: bool = True) -> list[dict]:
     """The agent trained by :func:`run_train` in ``out_dir`` against the baselines (loaded,
     never trained: an unfinished training is an error); writes ``evaluation.csv``."""
+    require_command_fits(config, "evaluate")
     out = Path(out_dir)
     env, p = _scenario(config)
     net = load_agent(out, env, config.agent, p)
     names = (("Random", "Saving", "Average", "Max", *GCP_BASELINES) if config.cooperative
              else ("Random", "Saving", "Average", "Max", "Myopic-Optimal"))
     pols = {n: make_baseline(n, env) for n in names}
-    pols["DRL-GCP" if config.cooperative else "DRL"] = drl_policy(env, p, config.agent, net)
+    pols.update(drl_policies("DRL-GCP" if config.cooperative else "DRL", env, p, config.agent, net))
     # the evaluation depends on the agent (its training's fingerprint), not on how it was trained
     record_config(out, config, name=EVALUATION_RECORD, overwrite=overwrite, ignore=("agent",),
                   inputs={"agent": provenance.record_fingerprint(out / "config.json")})
     rows = evaluate_policies(env, p, pols, config.eval_episodes, _key(config, 52), devices=config.devices)
     artifacts.write_csv(out / "evaluation.csv", rows)
-    artifacts.write_csv(out / "evaluation_summary.csv", _summary(rows, ("policy",)))
+    artifacts.write_csv(out / "evaluation_summary.csv", summarize(rows, ("policy",)))
     return rows

@@ -8,6 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from jaxtwin.core.plotting import bar_plot, line_plot
+from jaxtwin.core.stats import t_ci_halfwidth
+
+
+CI_LABEL = "95% CI (baselines: over episodes; DRL: over training seeds)"
 
 
 def coop(out: Path, cfg, summary: list[dict], curves: dict, policies: tuple[str, ...]) -> None:
@@ -22,38 +26,50 @@ def coop(out: Path, cfg, summary: list[dict], curves: dict, policies: tuple[str,
             for pol in policies:
                 rs = [next(r for r in summary if r["n_msps"] == M and r["horizon"] == T and r["policy"] == pol)
                       for M in cfg.msps]
-                groups[pol] = ([r[f"{metric}_mean"] for r in rs], [r[f"{metric}_std"] for r in rs])
+                groups[pol] = ([r[f"{metric}_mean"] for r in rs], [r[f"{metric}_ci95"] for r in rs])
             bar_plot(out / f"coop_{metric}_T{T}.png", cats, groups, ylabel=label,
                      title=f"CIVIC cooperative: {label} by MSP count (T = {T} steps, {cfg.eval_episodes} "
-                           "episodes per policy)", err_label="±1 std across episodes")
-    series = {}
-    for name, (m_solo, m_coop) in curves.items():
-        if len(m_coop.get("mean_return", [])):
-            series[f"{name} DRL-GCP"] = m_coop["mean_return"]
-    if series:
-        n = min(len(v) for v in series.values())
-        line_plot(out / "coop_training_return.png", np.arange(n), {k: v[:n] for k, v in series.items()},
-                  xlabel="PPO update", ylabel="mean return of episodes ended in the update",
-                  title="CIVIC cooperative: DRL-GCP training return per scenario (M MSPs, T steps)")
+                           f"episodes per policy, DRL: {cfg.train_seeds} trainings)", err_label=CI_LABEL)
+    series = {f"{name} DRL-GCP": m_coop["mean_return"] for name, (_, m_coop) in curves.items()
+              if np.size(m_coop.get("mean_return", []))}
+    training_curves(out / "coop_training_return.png", series,
+                    title="CIVIC cooperative: DRL-GCP training return per scenario (M MSPs, T steps)")
+
+
+def training_curves(path: Path, series: dict, *, title: str, xlabel: str = "PPO update") -> None:
+    """Mean training return per update across learners (``[learner, update]`` arrays), with a
+    95% CI band across the independent trainings where there are at least two."""
+    if not series:
+        return
+    n = min(np.shape(v)[-1] for v in series.values())
+    runs = {k: np.atleast_2d(np.asarray(v, np.float64))[:, :n] for k, v in series.items()}
+    seeds = {r.shape[0] for r in runs.values()}
+    bands = {k: _ci_band(r) for k, r in runs.items() if r.shape[0] > 1}
+    line_plot(path, np.arange(1, n + 1), {k: np.nanmean(r, axis=0) for k, r in runs.items()},
+              xlabel=xlabel, ylabel="mean return of episodes ended in the update", title=title,
+              bands=bands or None,
+              band_label=f"95% CI over {'/'.join(map(str, sorted(seeds)))} training seeds")
+
+
+def _ci_band(runs: np.ndarray) -> np.ndarray:
+    return np.asarray([t_ci_halfwidth(col[np.isfinite(col)]) for col in runs.T])
 
 
 def noncoop(out: Path, cfg, summary: list[dict], curves: dict, policies: tuple[str, ...]) -> None:
     """Training-return curves per scenario; per request count, mean immersion per MSP count and policy."""
-    if curves and all(len(v) for v in curves.values()):
-        n = min(len(v) for v in curves.values())
-        line_plot(out / "noncoop_reward_convergence.png", np.arange(n), {k: v[:n] for k, v in curves.items()},
-                  xlabel="PPO update", ylabel="mean return of episodes ended in the update",
-                  title="CIVIC non-cooperative: DRL training return per scenario (M MSPs, N requests)")
+    if curves and all(np.size(v) for v in curves.values()):
+        training_curves(out / "noncoop_reward_convergence.png", curves,
+                        title="CIVIC non-cooperative: DRL training return per scenario (M MSPs, N requests)")
     for N in cfg.noncoop_requests:
         groups = {}
         for pol in policies:
             rs = [next(r for r in summary if r["n_msps"] == M and r["requests_per_head"] == N and r["policy"] == pol)
                   for M in cfg.noncoop_msps]
-            groups[pol] = ([r["mean_immersion_mean"] for r in rs], [r["mean_immersion_std"] for r in rs])
+            groups[pol] = ([r["mean_immersion_mean"] for r in rs], [r["mean_immersion_ci95"] for r in rs])
         bar_plot(out / f"noncoop_immersion_N{N}.png", [f"{M} MSPs" for M in cfg.noncoop_msps], groups,
                  ylabel="mean immersion of served requests",
                  title=f"CIVIC non-cooperative: immersion by MSP count (N_m = {N} requests per Head)",
-                 err_label="±1 std across episodes")
+                 err_label=CI_LABEL)
 
 
 def tolerance(out: Path, summary: list[dict], policies: tuple[str, ...]) -> None:
@@ -99,8 +115,7 @@ def adapt(out: Path, rows: list[dict]) -> None:
 
 
 def training(out: Path, metrics: dict) -> None:
-    """``train_return.png``: mean episode return against environment steps (when any episode ended)."""
-    if len(metrics.get("mean_return", [])):
-        line_plot(out / "train_return.png", metrics["env_steps"], {"PPO": metrics["mean_return"]},
-                  xlabel="environment steps", ylabel="mean return of episodes ended in the update",
-                  title="CIVIC PPO training (gaps: no episode ended yet)")
+    """``train_return.png``: mean episode return per update across the trained seeds (when any episode ended)."""
+    if np.size(metrics.get("mean_return", [])):
+        training_curves(out / "train_return.png", {"PPO": metrics["mean_return"]},
+                        title="CIVIC PPO training (gaps: no episode ended yet)")

@@ -39,6 +39,8 @@ class EnvParams:
     w_fin: float = 0.1
     I_max: float = 1.0
     credit_unit: float = 1e-4
+    episode_steps: int = 0   # episode length T below the env's horizon (0: the horizon): a mask, so
+    #                          one program padded to the longest horizon runs several (spec §7.3)
 
 
 MAX_POISSON_RATE = 10.0
@@ -81,6 +83,9 @@ def _check_scalars(params) -> None:
     v = _values(params, "stuck_limit")
     if not np.all((v >= 0) & (v == np.round(v))):
         _fail("stuck_limit", params.stuck_limit, "must be an integer >= 0 (0: never terminate)")
+    v = _values(params, "episode_steps")
+    if not np.all((v >= 0) & (v == np.round(v))):
+        _fail("episode_steps", params.episode_steps, "must be an integer >= 0 (0: the env's horizon)")
     if not np.all(np.isin(_values(params, "unbalanced_budgets"), (0.0, 1.0))):
         _fail("unbalanced_budgets", params.unbalanced_budgets, "must be a boolean")
 
@@ -152,6 +157,8 @@ def validate_params(params, env=None):
     _check_scalars(params)
     _check_room_table(params.room_table)
     _check_constants(params.constants)
+    if env is not None and not np.all(_values(params, "episode_steps") <= env.horizon):
+        _fail("episode_steps", params.episode_steps, f"must be <= the env's horizon {env.horizon}")
     if env is not None and np.ndim(params.p_req) == 0 and np.ndim(params.room_table.B_min) == 1:
         _check_credit_range(params, env)
     return params

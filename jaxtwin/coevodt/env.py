@@ -174,7 +174,13 @@ def transition(state: EnvState, promo, infra, engage, z_v, z_l, params: EnvParam
     v = state.virality * (1.0 + params.virality_noise_std * z_v) \
         + promo * (1.0 - params.promo_capacity_damping * (1.0 - state.capacity))
     v = jnp.clip(v, params.virality_min, params.virality_max)
-    c = jnp.clip(params.capacity_decay * state.capacity + infra, params.capacity_min, params.capacity_max)
+    # the product is rounded on its own, whatever the batch: XLA's CPU backend always allows
+    # fused multiply-adds, and whether LLVM folds `decay * c` into the add depends on how it
+    # vectorised the loop for the batch a device holds, so `decay * c + infra` came out 1 ulp
+    # apart with the runs on 1 or 2 devices. The clip (the identity: 0 < decay * c <= c_max)
+    # cannot be folded; infra = alpha_i * {0, 1, 2} is exact, so an FMA of it changes nothing.
+    decayed = jnp.clip(params.capacity_decay * state.capacity, 0.0, params.capacity_max)
+    c = jnp.clip(decayed + infra, params.capacity_min, params.capacity_max)
     l = state.load + params.load_gain * (v + engage) - infra + params.load_noise_std * z_l
     l = jnp.clip(l, 0.0, params.load_max)
     return EnvState(virality=v, load=l, capacity=c, quality=state.quality, time=state.time + 1)

@@ -47,6 +47,7 @@ from jaxtwin.coevodt import figures
 from jaxtwin.coevodt.env import AGENTS, EnvParams, validate_params
 from jaxtwin.coevodt.protocol import MODES, Protocol, ProtocolConfig, convergence
 from jaxtwin.coevodt.forecast import FORECASTERS
+from jaxtwin.coevodt.sizes import require_run_fits
 
 METRICS = ("qoe", "latency", "cost")
 SUMMARY_COLUMNS = ("scenario", "qoe_mean", "qoe_std", "latency_mean", "latency_std", "cost_mean", "cost_std")
@@ -364,8 +365,10 @@ def run_sensitivity(cfg: CoEvoDTConfig, out_dir: Path) -> Path:
 def run(config: CoEvoDTConfig, out_dir, *, overwrite: bool = False, progress: bool = True) -> dict:
     """Run every requested mode (skipping finished ones unless ``overwrite``) and write all artifacts.
 
-    Returns ``{mode: aggregate rows}`` for the modes run or found.
+    Returns ``{mode: aggregate rows}`` for the modes run or found. A size that cannot fit the
+    memory is refused first (:mod:`jaxtwin.coevodt.sizes`).
     """
+    require_run_fits(config)   # before anything is written or compiled
     out_dir = Path(out_dir)
     # modes and the sensitivity study are separate pieces: any subset may share a folder
     record_config(out_dir, config, overwrite=overwrite, ignore=("mode", "sensitivity"))

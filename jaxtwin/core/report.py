@@ -57,15 +57,28 @@ def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, ti
 
 
 def grouped_ci_table(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], metrics: Sequence[str],
-                     *, title: str = "") -> None:
-    """One line per group of ``keys``: each metric as mean ± 95% CI over the group's rows."""
+                     *, title: str = "", replicate: str | None = None) -> None:
+    """One line per group of ``keys``: each metric as mean ± 95% CI over the group's rows.
+
+    ``replicate``: a column naming the independent replicate (CIVIC's ``train_seed``);
+    in a group whose rows set it, the CI is over the replicates' means, not the rows.
+    """
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for r in rows:
         groups.setdefault(tuple(r[k] for k in keys), []).append(r)
-    table = [{**dict(zip(keys, g)), "n": len(rs),
-              **{m: mean_pm_ci(float(r[m]) for r in rs) for m in metrics}} for g, rs in groups.items()]
+
+    def units(rs, m):
+        reps: dict[Any, list[float]] = {}
+        for r in rs:
+            if replicate is not None and r.get(replicate, "") != "":
+                reps.setdefault(r[replicate], []).append(float(r[m]))
+        return [sum(v) / len(v) for v in reps.values()] if reps else [float(r[m]) for r in rs]
+
+    table = [{**dict(zip(keys, g)), "n": len(rs), **{m: mean_pm_ci(units(rs, m)) for m in metrics}}
+             for g, rs in groups.items()]
     print_table(table, [*keys, "n", *metrics], title=title,
-                note="(mean ± half-width of the 95% t-interval over the n rows of each group)")
+                note="(mean ± half-width of the 95% t-interval over the n rows of each group"
+                     + (f"; groups with a {replicate}: over its values' means)" if replicate else ")"))
     smallest = min((len(rs) for rs in groups.values()), default=0)
     if 0 < smallest < MIN_RUNS_FOR_CI:
         warn(f"only {smallest} sample(s) per group: confidence intervals are too wide to read "

@@ -27,6 +27,7 @@ episode; a terminated one bootstraps from zero (see :mod:`jaxtwin.learn.gae`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Literal
 
 import flax.serialization
@@ -41,10 +42,10 @@ from jaxtwin.core.config import (ConfigError, require_choice, require_int, requi
                                  require_range)
 from jaxtwin.core.env import Environment
 from jaxtwin.learn.gae import compute_gae
-from jaxtwin.learn.ppo_losses import approx_kl, clipped_surrogate_loss, clipped_value_loss
+from jaxtwin.learn.ppo_losses import (approx_kl, clipped_surrogate_loss, clipped_value_loss,
+                                      make_update_epochs)
 from jaxtwin.nets.init import seedwise_init
-from jaxtwin.nets.actor_critic import (ACTIVATIONS, ActorCritic, gaussian_entropy,
-                                       gaussian_log_prob, gaussian_sample)
+from jaxtwin.nets.actor_critic import (ACTIVATIONS, ActorCritic, gaussian_log_prob, gaussian_sample)
 
 
 # ----------------------------------------------------------------- config
@@ -193,7 +194,12 @@ def make_train_chunks(config: PPOConfig, env: Environment, env_params: Any = Non
       ``clip_fraction``: means over the update's epochs and minibatches;
     - ``env_steps``: environment steps taken so far (int32).
 
-    Both functions are jitted (nest them under ``jax.vmap`` for several seeds).
+    Both take an optional last argument ``env_params`` (default: the
+``env_params`` given here) of the same shapes, so one compiled program trains
+learners under different scenario parameters: ``jax.vmap(run_updates,
+in_axes=(0, None, 0))`` over a stack of runner states and of params (a seed x
+point grid of learners). Both are jitted (nest them under ``jax.vmap`` for
+several seeds).
     With ``anneal_lr`` the learning rate reaches 0 after ``config.num_updates``.
 
     To change the scenario mid-training (e.g. a new threshold), build a second
@@ -222,8 +228,10 @@ def make_train_chunks(config: PPOConfig, env: Environment, env_params: Any = Non
     def flat_obs(obs):
         return jnp.reshape(obs, (obs.shape[0], obs_dim)).astype(jnp.float32)
 
+    default_params = env_params
+
     @jax.jit
-    def init(key: jax.Array) -> RunnerState:
+    def _init(key: jax.Array, env_params) -> RunnerState:
         key = _raw_key(key)
         key, key_net, key_env = jax.random.split(key, 3)
         params = init_params(key_net)
@@ -237,7 +245,7 @@ def make_train_chunks(config: PPOConfig, env: Environment, env_params: Any = Non
             last_mean_length=jnp.full((), jnp.nan, jnp.float32),
             update=jnp.zeros((), jnp.int32))
 
-    def rollout_step(runner: RunnerState, _):
+    def rollout_step(env_params, runner: RunnerState, _):
         key, key_act, key_env = jax.random.split(runner.key, 3)
         mean, log_std, value = network.apply(runner.train_state.params, runner.obs)
         action = gaussian_sample(key_act, mean, log_std)
@@ -264,40 +272,10 @@ def make_train_chunks(config: PPOConfig, env: Environment, env_params: Any = Non
             episode_length=jnp.where(done, 0, episode_length))
         return runner, transition
 
-    def loss_fn(params, batch):
-        obs, action, old_log_prob, old_value, advantages, returns = batch
-        mean, log_std, value = network.apply(params, obs)
-        log_prob = gaussian_log_prob(mean, log_std, action)
-        if config.normalize_advantages:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        policy_loss = clipped_surrogate_loss(log_prob, old_log_prob, advantages, config.clip_eps)
-        value_loss = clipped_value_loss(value, old_value, returns, config.clip_eps,
-                                        config.clip_value_loss)
-        entropy = jnp.mean(gaussian_entropy(log_std))
-        total = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy
-        clip_fraction = jnp.mean(jnp.abs(jnp.exp(log_prob - old_log_prob) - 1.0) > config.clip_eps)
-        stats = dict(value_loss=value_loss, policy_loss=policy_loss, entropy=entropy,
-                     approx_kl=approx_kl(log_prob, old_log_prob), clip_fraction=clip_fraction)
-        return total, stats
+    update_epochs = make_update_epochs(config, network)
 
-    grad_fn = jax.grad(loss_fn, has_aux=True)
-
-    def minibatch_step(train_state: TrainState, batch):
-        grads, stats = grad_fn(train_state.params, batch)
-        return train_state.apply_gradients(grads=grads), stats
-
-    def epoch(carry, _):
-        train_state, key, batch = carry
-        key, key_perm = jax.random.split(key)
-        perm = jax.random.permutation(key_perm, config.batch_size)
-        shuffled = jax.tree.map(
-            lambda x: x[perm].reshape((config.num_minibatches, config.minibatch_size, *x.shape[1:])),
-            batch)
-        train_state, stats = jax.lax.scan(minibatch_step, train_state, shuffled)
-        return (train_state, key, batch), stats
-
-    def one_update(runner: RunnerState, _):
-        runner, traj = jax.lax.scan(rollout_step, runner, None, length=n_steps)
+    def one_update(env_params, runner: RunnerState, _):
+        runner, traj = jax.lax.scan(partial(rollout_step, env_params), runner, None, length=n_steps)
         params = runner.train_state.params
         next_values = network.apply(params, traj.final_obs, method=ActorCritic.value)
         advantages, returns = compute_gae(traj.reward, traj.value, next_values, traj.terminated,
@@ -305,8 +283,7 @@ def make_train_chunks(config: PPOConfig, env: Environment, env_params: Any = Non
         batch = (traj.obs, traj.action, traj.log_prob, traj.value, advantages, returns)
         batch = jax.tree.map(lambda x: x.reshape((config.batch_size, *x.shape[2:])), batch)
         key, key_epochs = jax.random.split(runner.key)
-        (train_state, _, _), stats = jax.lax.scan(
-            epoch, (runner.train_state, key_epochs, batch), None, length=config.update_epochs)
+        train_state, stats = update_epochs(runner.train_state, key_epochs, batch)
 
         done = jnp.logical_or(traj.terminated, traj.truncated)
         episodes = jnp.sum(done, dtype=jnp.int32)
@@ -324,10 +301,17 @@ def make_train_chunks(config: PPOConfig, env: Environment, env_params: Any = Non
                        env_steps=update * jnp.int32(config.batch_size))
         return runner, metrics
 
-    def run_updates(runner_state: RunnerState, n_updates: int):
-        return jax.lax.scan(one_update, runner_state, None, length=n_updates)
+    @partial(jax.jit, static_argnums=1)
+    def _run_updates(runner_state: RunnerState, n_updates: int, env_params):
+        return jax.lax.scan(partial(one_update, env_params), runner_state, None, length=n_updates)
 
-    return init, jax.jit(run_updates, static_argnums=1)
+    def init(key: jax.Array, env_params: Any = None) -> RunnerState:
+        return _init(key, default_params if env_params is None else env_params)
+
+    def run_updates(runner_state: RunnerState, n_updates: int, env_params: Any = None):
+        return _run_updates(runner_state, n_updates, default_params if env_params is None else env_params)
+
+    return init, run_updates
 
 
 def make_train(config: PPOConfig, env: Environment, env_params: Any = None

@@ -30,11 +30,7 @@ CPU, whose devices share the host's memory).
 """
 from __future__ import annotations
 
-import math
-
-import jax
-
-from jaxtwin.core.memory import require_fits
+from jaxtwin.core.memory import Need, lanes_per_device, require_all_fit
 from jaxtwin.syncgame.params import default_params, stack_params
 from jaxtwin.syncgame.pmp import SolverOptions, resolve_substeps
 
@@ -85,15 +81,15 @@ def static_bytes(m: int, n_grid: int) -> float:
     return 16 * STATIC_SEARCH * n_grid * 3 * m * F64
 
 
-def step_bytes(cfg, step: str) -> tuple[float, str, str]:
-    """``(bytes, what, options)``: the largest solve of experiment ``step`` under ``cfg``
+def step_bytes(cfg, step: str) -> Need:
+    """``Need(bytes, what, options)``: the largest solve of experiment ``step`` under ``cfg``
     (a :class:`~jaxtwin.syncgame.experiments.SyncGameConfig`) and the options driving it."""
     opts, colloc = cfg.options(cfg.n_grid), cfg.solver == "collocation"
     options = "--n-grid" if colloc else "--T or --n-grid"   # collocation's memory does not grow with T
     if step in ("trajectories", "ess"):
         sizes = [collocation_bytes(m, cfg.n_grid) if colloc else nash_sweep_bytes(default_params(m, T=cfg.T), opts)
                  for m in ((2, 4) if step == "trajectories" else (2,))]
-        return max(sizes), f"syncgame {step}: the open-loop Nash solve ({cfg.solver_label(cfg.n_grid)})", options
+        return Need(max(sizes), f"syncgame {step}: the open-loop Nash solve ({cfg.solver_label(cfg.n_grid)})", options)
     if step == "compare":
         m, p = cfg.compare_n_vsp, default_params(cfg.compare_n_vsp, T=cfg.T)
         sizes = {"open-loop Nash": collocation_bytes(m, cfg.n_grid) if colloc else nash_sweep_bytes(p, opts),
@@ -101,30 +97,26 @@ def step_bytes(cfg, step: str) -> tuple[float, str, str]:
                                            else stackelberg_bytes(p, 1, opts)),
                  "static Stackelberg": static_bytes(m, cfg.n_grid)}
         what = max(sizes, key=sizes.get)
-        return sizes[what], f"syncgame compare: the {what} solve", options
+        return Need(sizes[what], f"syncgame compare: the {what} solve", options)
     if step == "sensitivity":
         from jaxtwin.syncgame.experiments import _grid, study_params
 
         grids = {n: _grid(cfg, n) for n in cfg.studies}
         points = max(len(g) for g in grids.values())
-        devices = jax.devices()
-        # a CPU split into devices still shares one host memory
-        n_dev = 1 if devices[0].platform == "cpu" else (len(devices) if cfg.devices == 0 else cfg.devices)
-        per_device = math.ceil(points / n_dev)
+        per_device = lanes_per_device(points, cfg.devices)
         if cfg.solver == "collocation":
             one, options = collocation_bytes(4, cfg.sens_n_grid), "--sens-n-grid"
         else:   # the substeps of the fastest sigma of any study
             every = stack_params([p for n, g in grids.items() for p in study_params(n, g, cfg.T)])
             one, options = nash_sweep_bytes(every, cfg.options(cfg.sens_n_grid)), "--T or --sens-n-grid"
-        return (per_device * one, f"syncgame sensitivity: one vmapped {cfg.solver} solve of {per_device} "
-                                  f"4-VSP grid points{'' if n_dev == 1 else ' per device'}", options)
+        return Need(per_device * one, f"syncgame sensitivity: one vmapped {cfg.solver} solve of {per_device} "
+                                      f"4-VSP grid points{'' if per_device == points else ' per device'}", options)
     raise ValueError(f"unknown step {step!r}")
 
 
 def require_steps_fit(cfg, steps) -> None:
-    """:func:`jaxtwin.core.memory.require_fits` for every experiment step in ``steps``."""
-    for step in steps:
-        require_fits(*step_bytes(cfg, step))
+    """:func:`jaxtwin.core.memory.require_all_fit` for the experiment steps in ``steps``."""
+    require_all_fit(step_bytes(cfg, step) for step in steps)
 
 
 __all__ = ["collocation_bytes", "nash_sweep_bytes", "require_steps_fit", "stackelberg_bytes",

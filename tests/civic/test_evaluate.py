@@ -4,6 +4,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,3 +81,23 @@ def test_metric_invariants_over_scenarios(seed, threshold, p_req, budget_factor)
     assert ((m["gini"] >= 0) & (m["gini"] <= 1)).all() and (m["range"] >= 0).all()
     assert ((m["mean_immersion"] >= 0) & (m["mean_immersion"] <= 1 + 1e-6)).all()
     assert (m["requests"] == m["requests"][0]).all()            # common random numbers
+
+
+def test_padded_horizon_equals_the_short_env_exactly():
+    """``episode_steps`` masks a program padded to a longer horizon: the same episodes, metrics
+    identical bit for bit to an env built with the short horizon (one program, many horizons)."""
+    from jaxtwin.civic.baselines import make_baseline
+    from jaxtwin.civic.env import CivicEnv
+    from jaxtwin.civic.evaluate import make_evaluator
+    from jaxtwin.core.config import ConfigError
+
+    short, padded = CivicEnv(2, 1, 8), CivicEnv(2, 1, 12)
+    keys = jax.random.split(jax.random.PRNGKey(1), 4)
+    names = ("Random-GCP", "Myopic-GCP", "Max")
+    a = make_evaluator(short, [make_baseline(n, short) for n in names])(keys, short.default_params)
+    b = make_evaluator(padded, [make_baseline(n, padded) for n in names])(
+        keys, padded.default_params.replace(episode_steps=8))
+    for m in a:
+        np.testing.assert_array_equal(np.asarray(a[m]), np.asarray(b[m]), err_msg=m)
+    with pytest.raises(ConfigError, match="episode_steps=13: must be <= the env's horizon 12"):
+        padded.reset(jax.random.PRNGKey(0), padded.default_params.replace(episode_steps=13))

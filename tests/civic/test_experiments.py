@@ -14,6 +14,7 @@ from jaxtwin.civic.agents import AgentConfig, drl_policy, train_agent
 from jaxtwin.civic.experiments import CivicConfig
 from jaxtwin.civic.baselines import make_baseline
 from jaxtwin.civic.evaluate import make_evaluator
+from tests.helpers import interrupt_training_after_first_chunk
 
 TINY_AGENT = ["--agent.total-timesteps", "512", "--agent.num-envs", "8", "--agent.num-steps", "32",
               "--agent.chunks", "2", "--eval-episodes", "2", "--no-progress"]
@@ -25,11 +26,18 @@ def test_coop_experiment_end_to_end_and_skip(tmp_path):
     rows = read_csv(out / "results.csv")
     assert {r["policy"] for r in rows} == {"Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP",
                                            "Random-GCP", "Myopic-GCP", "DRL-GCP"}
-    assert len(rows) == 9 * 2
+    assert len(rows) == (7 + 2 * 3) * 2     # 7 baselines + DRL and DRL-GCP x 3 training seeds, 2 episodes
+    assert {r["train_seed"] for r in rows if r["policy"].startswith("DRL")} == {"0", "1", "2"}
+    assert {r["train_seed"] for r in rows if not r["policy"].startswith("DRL")} == {""}
     assert all(float(r["credit_error"]) == 0 for r in rows)
     rel = read_csv(out / "relative_to_random.csv")
     assert {float(r["completion_pct_vs_random_pct"]) for r in rel if r["policy"] == "Random"} == {0.0}
     assert (out / "coop_completion_pct_T8.png").exists() and (out / "config.json").exists()
+    (verdict,) = read_csv(out / "agent_vs_baselines.csv")   # one scenario
+    best = max(float(r["episode_return_mean"]) for r in read_csv(out / "summary.csv")
+               if not r["policy"].startswith("DRL"))
+    assert verdict["best_baseline_return"] == str(best) or float(verdict["best_baseline_return"]) == best
+    assert (verdict["under_trained"] == "True") == (float(verdict["return_mean"]) < best)
     mtime = (out / "results.csv").stat().st_mtime
     assert main(["civic", "experiment", "coop", "--out", str(out), "--msps", "2", "--horizons", "8", *TINY_AGENT]) == 0
     assert (out / "results.csv").stat().st_mtime == mtime      # finished work is skipped
@@ -58,26 +66,6 @@ def test_other_experiments_tiny(tmp_path, which, extra):
     assert (out / ("adapt_curve.csv" if which == "adapt" else "results.csv")).exists()
 
 
-def _interrupt_after_first_chunk(monkeypatch):
-    """Make every PPO training stop (KeyboardInterrupt) when its second chunk starts."""
-    import jaxtwin.civic.agents as agents
-
-    real = agents.ppo.make_train_chunks
-
-    def make(*args, **kwargs):
-        init, run_updates = real(*args, **kwargs)
-        calls = []
-
-        def first_only(runner, n):
-            if calls:
-                raise KeyboardInterrupt
-            calls.append(n)
-            return run_updates(runner, n)
-        return init, first_only
-
-    monkeypatch.setattr(agents.ppo, "make_train_chunks", make)
-
-
 def test_train_resume_and_evaluate_never_trains(tmp_path, monkeypatch, capsys):
     """evaluate refuses without a finished training (one line saying to run train), resumes
     nothing, rewrites no training output, and depends only on the trained network."""
@@ -88,19 +76,20 @@ def test_train_resume_and_evaluate_never_trains(tmp_path, monkeypatch, capsys):
     assert err.count("\n") == 1 and "no trained agent in" in err and f"`jaxtwin civic train --out {out}`" in err
 
     with monkeypatch.context() as m:
-        _interrupt_after_first_chunk(m)
+        interrupt_training_after_first_chunk(m)
         assert main(["civic", "train", *args]) == 130   # Ctrl-C: one line saying how to resume
     err = capsys.readouterr().err
     assert err.startswith("interrupted: jaxtwin civic train stopped") and "rerun the same command" in err
     assert "Traceback" not in err
-    assert len(read_csv(out / "train_metrics.csv")) == 1 and (out / "checkpoint.msgpack").exists()
+    # one update of each of the 3 training seeds
+    assert len(read_csv(out / "train_metrics.csv")) == 3 and (out / "checkpoint.msgpack").exists()
     assert main(["civic", "evaluate", *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "training in" in err and "is not finished (1 of 2 updates" in err
     assert "jaxtwin civic train --out" in err and not (out / "evaluation.csv").exists()
 
     assert main(["civic", "train", *args]) == 0          # resumes the second chunk
-    assert len(read_csv(out / "train_metrics.csv")) == 512 // (8 * 32)
+    assert len(read_csv(out / "train_metrics.csv")) == 3 * 512 // (8 * 32)
     training = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir() if p.is_file()}
     assert {"checkpoint.msgpack", "train_metrics.csv", "config.json", "agent.json"} <= set(training)
 

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from jaxtwin.core.config import ConfigError
-from jaxtwin.core.memory import available_bytes, require_fits
+from jaxtwin.core.memory import Need, available_bytes, lanes_per_device, require_all_fit, require_fits
 
 
 class FakeDevice:
@@ -32,3 +32,25 @@ def test_require_fits_names_estimate_memory_and_option():
         require_fits(2.5e9, "a solve", "--n", device=FakeDevice({"bytes_limit": 10**9}))
     with pytest.raises(ConfigError, match=r"needs about 1,234,568 GB"):
         require_fits(1.2345678e15, "x", "--T")
+
+
+def test_require_all_fit_names_the_largest_need():
+    small, big = Need(2e9, "a setup", "--a"), Need(5e9, "a finish", "--b")
+    fits = Need(10, "a tiny one", "--c")
+    device = FakeDevice({"bytes_limit": 10**9})
+    require_all_fit([fits], device=device)
+    with pytest.raises(ConfigError, match=r"^a finish needs about 5 GB, .*; lower --b$"):
+        require_all_fit([fits, small, big], device=device)
+
+
+def test_lanes_per_device_divides_only_on_accelerators(monkeypatch):
+    """CPU devices, split or not, share the host memory: every lane counts; an accelerator
+    holds its share of the padded batch."""
+    import jax
+
+    import jaxtwin.core.memory as memory
+
+    assert jax.devices()[0].platform == "cpu"
+    assert lanes_per_device(10, 1) == lanes_per_device(10, 0) == 10
+    monkeypatch.setattr(memory.jax, "devices", lambda: [FakeDevice({})] * 4)
+    assert (lanes_per_device(10, 0), lanes_per_device(10, 2), lanes_per_device(10, 1)) == (3, 5, 10)
