@@ -45,7 +45,7 @@ from benchmarks.common import print_result, print_table, time_jax
 from benchmarks.reference.civic_gym import CONSTANTS, ROOM_TABLE, CivicNumpy
 from jaxtwin.civic import model as cm
 from jaxtwin.civic.env import CivicEnv, poisson_small_rate
-from jaxtwin.civic.experiments import AgentConfig
+from jaxtwin.civic.agents import AgentConfig
 from jaxtwin.learn.ppo import PPOConfig, make_train
 
 AGENT = AgentConfig()

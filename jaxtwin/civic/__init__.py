@@ -24,7 +24,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "AgentConfig": ".agents", "train_agent": ".agents", "train_agents": ".agents", "load_agent": ".agents",
     "drl_policy": ".agents", "train_through_phases": ".agents",
     # experiments (run(config, out_dir) contract; CLI in .cli)
-    "CivicConfig": ".experiments", "evaluate_policies": ".tables", "run": ".experiments",
+    "CivicConfig": ".config", "scenario_env": ".config", "scenario_params": ".config", "evaluate_policies": ".tables", "run": ".experiments",
     "run_train": ".experiments", "run_evaluate": ".experiments", "EXPERIMENTS": ".experiments",
     # discrete-action gymnax view (PureJaxRL ppo.py, DQN)
     "discrete": ".views",

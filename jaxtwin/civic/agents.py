@@ -66,9 +66,11 @@ class AgentConfig:
 
 
 def scenario_shape(env: CivicEnv) -> dict[str, Any]:
-    """What fixes an agent's network and spaces: the env's shape arguments."""
-    return {"n_msps": env.n_msps, "heads_per_msp": env.heads_per_msp, "horizon": env.horizon,
-            "cooperative": env.cooperative}
+    """What fixes an agent's network and spaces: the env's shape arguments (``observe_sla`` only
+    when on, so the records of agents trained on the spec's observation read as before)."""
+    shape = {"n_msps": env.n_msps, "heads_per_msp": env.heads_per_msp, "horizon": env.horizon,
+             "cooperative": env.cooperative}
+    return {**shape, "observe_sla": True} if env.observe_sla else shape
 
 
 def stack_learners(params: EnvParams | list[EnvParams], n: int) -> EnvParams:
@@ -186,7 +188,9 @@ def load_agent(out_dir: str | Path, env: CivicEnv, agent: AgentConfig, params: E
                           "to finish it first")
     record = json.loads((out / FINISHED).read_text())
     saved_shape = record.get("scenario", {})
-    differ = {k: (saved_shape.get(k), v) for k, v in scenario_shape(env).items() if saved_shape.get(k) != v}
+    here = scenario_shape(env)
+    differ = {k: (saved_shape.get(k), here.get(k)) for k in {**saved_shape, **here}
+              if saved_shape.get(k) != here.get(k)}
     if differ:
         raise ConfigError(f"the agent in {out} was trained for another scenario: "
                           + ", ".join(f"{k}={a!r} there, {b!r} here" for k, (a, b) in differ.items()))
@@ -254,6 +258,9 @@ def drl_policy(env: CivicEnv, params: EnvParams, agent: AgentConfig, net_params,
         return from_actor(act, net_params)
     if trained_env.cooperative or not env.cooperative:
         raise ConfigError("drl_policy: only a non-cooperative agent can act in a cooperative env")
+    if trained_env.observe_sla != env.observe_sla:
+        raise ConfigError(f"drl_policy: the agent was trained with observe_sla={trained_env.observe_sla}, "
+                          f"the env has observe_sla={env.observe_sla}")
 
     def policy(key, obs, state, p):
         a = act(net_params, key, obs[:-2])

@@ -2,8 +2,8 @@
 optionally sharing a General Credit Pool (GCP).
 
 One centralised agent acts for all Heads; the environment object holds only the
-shape-fixing ints (``n_msps``, ``heads_per_msp``, ``horizon``, ``cooperative``),
-every number lives in :class:`EnvParams`.
+shape-fixing arguments (``n_msps``, ``heads_per_msp``, ``horizon``, ``cooperative``,
+``observe_sla``), every number lives in :class:`EnvParams`.
 
 Readings of the spec made here (documented so they can be checked):
 
@@ -46,14 +46,14 @@ Readings of the spec made here (documented so they can be checked):
   accuracy ``(eps_min + eps_max)/2``. Split equally, or (``unbalanced_budgets``)
   with weights ``linspace(0.4, 1.6, M)`` normalised.
 * **Observation** ``fulfilled-so-far / expected`` counts Head-level fulfilled
-  requests over the expected ``p_req * T * heads_per_msp`` of the MSP.
+  requests over the expected ``p_req * T * heads_per_msp`` of the MSP. ``observe_sla``
+  (not in the spec) adds ``(eps - eps_min) / (eps_max - eps_min)`` per Head after the
+  request indicators: what Myopic-Optimal knows and the spec's agent does not.
 
 A gymnax environment (``core.env``; ``num_actions`` = :attr:`CivicEnv.action_size`);
 :func:`validate_params` checks parameters host-side, naming the bad field.
 """
 from __future__ import annotations
-
-import math
 
 import jax
 import jax.numpy as jnp
@@ -64,6 +64,7 @@ from jaxtwin.core.env import Environment
 from jaxtwin.core.spaces import Box
 from jaxtwin.civic import model as cm
 from jaxtwin.civic.params import EnvParams, validate_params
+from jaxtwin.civic.sampling import poisson_small_rate  # noqa: F401 - also public here
 
 
 @struct.dataclass
@@ -109,27 +110,6 @@ def _unit(x):
     return (jnp.clip(x, -1.0, 1.0) + 1.0) / 2.0
 
 
-POISSON_TERMS = 40
-_LOG_FACTORIALS = tuple(math.lgamma(i + 1.0) for i in range(POISSON_TERMS))
-"""Support ``0..POISSON_TERMS-1`` of :func:`poisson_small_rate` (exact to float32 for rates <= 10)."""
-
-
-def poisson_small_rate(key, rate):
-    """Poisson draws by inverting the CDF over ``0..POISSON_TERMS-1`` (one per entry of ``rate``).
-
-    The arrival/departure rates are small (0.4, 0.7), where the tail beyond 39
-    is far below float32 resolution; unlike ``jax.random.poisson`` (a rejection
-    ``while_loop``) this compiles quickly and vectorises.
-    """
-    rate = jnp.asarray(rate, jnp.float32)
-    k = jnp.arange(POISSON_TERMS, dtype=jnp.float32)
-    log_fact = jnp.asarray(_LOG_FACTORIALS, jnp.float32)
-    log_pmf = k * jnp.log(jnp.maximum(rate[..., None], 1e-30)) - rate[..., None] - log_fact
-    cdf = jnp.cumsum(jnp.exp(log_pmf), axis=-1)
-    u = jax.random.uniform(key, rate.shape)
-    return jnp.sum((u[..., None] > cdf[..., :-1]).astype(jnp.int32), axis=-1)
-
-
 class CivicEnv(Environment[CivicState, EnvParams]):
     """Centralised CIVIC allocation environment.
 
@@ -138,10 +118,11 @@ class CivicEnv(Environment[CivicState, EnvParams]):
         heads_per_msp: Heads per MSP (Head ``h`` belongs to MSP ``h // heads_per_msp``).
         horizon: episode length ``T``.
         cooperative: enable the GCP (adds ``delta`` actions and two observations).
+        observe_sla: also observe each Head's SLA accuracy (module doc: Observation).
     """
 
     def __init__(self, n_msps: int = 3, heads_per_msp: int = 1, horizon: int = 100,
-                 cooperative: bool = True):
+                 cooperative: bool = True, observe_sla: bool = False):
         for name, v in (("n_msps", n_msps), ("heads_per_msp", heads_per_msp), ("horizon", horizon)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"CivicEnv.{name}={v!r}: must be an integer >= 1")
@@ -149,6 +130,7 @@ class CivicEnv(Environment[CivicState, EnvParams]):
         self.heads_per_msp = heads_per_msp
         self.horizon = horizon
         self.cooperative = bool(cooperative)
+        self.observe_sla = bool(observe_sla)
         self.n_heads = n_msps * heads_per_msp
         self.types = cm.head_types(self.n_heads)
         self.owner = jnp.arange(self.n_heads, dtype=jnp.int32) // heads_per_msp
@@ -173,7 +155,8 @@ class CivicEnv(Environment[CivicState, EnvParams]):
     @property
     def obs_size(self) -> int:
         """Length of the flat observation vector."""
-        return 2 * self.n_msps + 2 * self.n_heads + 1 + (2 if self.cooperative else 0)
+        return (2 * self.n_msps + (3 if self.observe_sla else 2) * self.n_heads + 1
+                + (2 if self.cooperative else 0))
 
     def action_space(self, params: EnvParams | None = None) -> Box:
         """Flat Box in ``[-1, 1]`` (see the module doc for the layout)."""
@@ -260,6 +243,8 @@ class CivicEnv(Environment[CivicState, EnvParams]):
             state.requests.astype(jnp.float32),
             jnp.reshape(state.t / steps, (1,)),
         ]
+        if self.observe_sla:
+            parts.insert(4, (state.eps - r.eps_min) / jnp.maximum(r.eps_max - r.eps_min, 1e-9))
         if self.cooperative:
             total = jnp.maximum(jnp.sum(state.initial_budget), 1)
             limit = jnp.maximum(params.stuck_limit, 1)

@@ -1,6 +1,7 @@
-"""CIVIC experiments (spec §7): the config, the five experiments of
+"""CIVIC experiments (spec §7): the five experiments of
 :data:`EXPERIMENTS` and the ``train``/``evaluate`` commands, each a
-``run(config, out_dir, *, overwrite, progress)`` (CLI: :mod:`jaxtwin.civic.cli`).
+``run(config, out_dir, *, overwrite, progress)`` (CLI: :mod:`jaxtwin.civic.cli`; the
+config: :mod:`jaxtwin.civic.config`).
 
 * :func:`run` (``jaxtwin civic experiment noncoop|tolerance|coop|adapt|withdraw``)
   — ``config.experiment`` into ``out_dir``: ``results.csv`` (tidy: one row per
@@ -25,21 +26,19 @@ it stays on one device.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxtwin.core import artifacts, provenance, report, sharding
-from jaxtwin.core.config import (ConfigError, record_config, require_choice, require_int,
-                                 require_positive, require_range)
+from jaxtwin.core.config import record_config
 from jaxtwin.civic import figures
-from jaxtwin.civic.agents import AgentConfig, load_agent, train_agents, train_through_phases
-from jaxtwin.civic.env import CivicEnv, EnvParams, validate_params
+from jaxtwin.civic.agents import load_agent, train_agents, train_through_phases
+from jaxtwin.civic.config import (EXPERIMENT_NAMES, CivicConfig, scenario_env,
+                                  scenario_params)
+from jaxtwin.civic.env import CivicEnv, EnvParams
 from jaxtwin.learn import ppo
 from jaxtwin.civic.baselines import from_actor, make_baseline
 from jaxtwin.civic.evaluate import episode_metrics, make_evaluator, run_episode
@@ -50,78 +49,6 @@ from jaxtwin.civic.sizes import require_command_fits
 COOP_POLICIES = ("Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP", "DRL-GCP")
 GCP_BASELINES = ("Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP")
 NONCOOP_POLICIES = ("Saving", "Average", "Max", "Myopic-Optimal", "DRL")
-
-
-# ------------------------------------------------------------------ configs
-@dataclass(frozen=True)
-class CivicConfig:
-    """Options of every CIVIC command (each uses the fields it needs)."""
-
-    experiment: str = field(default="coop", metadata={"help": "which experiment of EXPERIMENTS (command `experiment`)"})
-    msps: tuple[int, ...] = field(default=(3, 5, 7), metadata={"help": "MSP counts (coop; noncoop uses noncoop_msps)"})
-    horizons: tuple[int, ...] = field(default=(100, 150, 200), metadata={"help": "horizons T (coop)"})
-    noncoop_msps: tuple[int, ...] = field(default=(1, 3, 5), metadata={"help": "MSP counts (noncoop)"})
-    noncoop_requests: tuple[int, ...] = field(default=(50, 70, 90), metadata={"help": "requests per Head N_m = T (noncoop)"})
-    heads_per_msp: int = field(default=1, metadata={"help": "Heads per MSP"})
-    n_msps: int = field(default=3, metadata={"help": "MSPs (train/evaluate/tolerance/adapt/withdraw)"})
-    horizon: int = field(default=100, metadata={"help": "horizon T (train/evaluate/adapt/withdraw)"})
-    cooperative: bool = field(default=True, metadata={"help": "GCP on (train/evaluate)"})
-    threshold: float = field(default=0.85, metadata={"help": "immersion threshold"})
-    p_req: float = field(default=0.8, metadata={"help": "request probability (dynamic setting)"})
-    budget_factor: float = field(default=0.8, metadata={"help": "budget as a fraction of the myopic-optimal cost"})
-    T_ref: float | None = field(default=100.0, metadata={
-        "help": "steps the dynamic-setting budget is sized for, whatever the horizon (spec v2); none: the "
-                "horizon (v1: budgets grow with T). Fixed-request experiments use T_ref = N_m"})
-    eval_episodes: int = field(default=16, metadata={"help": "evaluation episodes (seeds) per policy and scenario"})
-    train_seeds: int = field(default=3, metadata={
-        "help": "independent PPO trainings per agent, trained as one vmapped program; DRL rows carry "
-                "train_seed and their 95% CIs are across these trainings (spec v2)"})
-    tolerance_trials: int = field(default=6, metadata={"help": "trials of +10% requests / -5% budget"})
-    ratios: tuple[float, ...] = field(default=(1.0, 1.2, 1.4, 1.6, 1.8, 2.0, math.inf),
-                                      metadata={"help": "withdraw-to-insert ratios (inf: no limit)"})
-    adapt_thresholds: tuple[float, ...] = field(default=(0.60, 0.67), metadata={"help": "threshold before/after the switch"})
-    adapt_p_req: tuple[float, ...] = field(default=(0.8, 1.0), metadata={"help": "request probability before/after the switch"})
-    seed: int = field(default=0, metadata={"help": "master seed"})
-    devices: int = field(default=1, metadata={"help": sharding.DEVICES_HELP})
-    agent: AgentConfig = field(default_factory=AgentConfig)
-
-    def __post_init__(self):
-        require_choice(self, "experiment", EXPERIMENTS)
-        for name in ("msps", "horizons", "noncoop_msps", "noncoop_requests"):
-            if not getattr(self, name):
-                raise ConfigError(f"CivicConfig.{name}={getattr(self, name)!r}: must not be empty")
-            require_int_tuple(self, name)
-        require_int(self, "heads_per_msp", "n_msps", "horizon", "eval_episodes", "tolerance_trials",
-                    "train_seeds", minimum=1)
-        require_int(self, "seed", minimum=0)
-        require_range(self, "threshold", 0.0, 1.0, lo_open=True)
-        require_range(self, "p_req", 0.0, 1.0, lo_open=True)
-        require_positive(self, "budget_factor")
-        if self.T_ref is not None:
-            require_positive(self, "T_ref")
-        for r in self.ratios:
-            if not (r > 0):
-                raise ConfigError(f"CivicConfig.ratios={self.ratios!r}: ratios must be > 0 (inf allowed)")
-        if len(self.adapt_thresholds) != 2 or len(self.adapt_p_req) != 2:
-            raise ConfigError("CivicConfig.adapt_thresholds/adapt_p_req: need exactly two values (before, after)")
-        require_range(self, "adapt_thresholds", 0.0, 1.0, lo_open=True)
-        require_range(self, "adapt_p_req", 0.0, 1.0, lo_open=True)
-        sharding.require_devices(self, "devices")
-
-
-def require_int_tuple(obj: Any, name: str) -> None:
-    """Every entry of tuple field ``name`` is an int >= 1."""
-    for v in getattr(obj, name):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"{type(obj).__name__}.{name}={getattr(obj, name)!r}: entries must be integers >= 1")
-
-
-# ------------------------------------------------------------------ scenarios
-def scenario_params(env: CivicEnv, cfg: CivicConfig, **overrides) -> EnvParams:
-    """Environment parameters of a scenario from the config (validated: ``ConfigError`` names a bad field)."""
-    p = env.default_params.replace(threshold=cfg.threshold, p_req=cfg.p_req, budget_factor=cfg.budget_factor,
-                                   T_ref=float(env.horizon if cfg.T_ref is None else cfg.T_ref))
-    return validate_params(p.replace(**overrides) if overrides else p, env)
 
 
 # ------------------------------------------------------------------ helpers
@@ -162,7 +89,7 @@ def run_coop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> 
             nets[tag] = (env, points, *train_agents(env, points, cfg.agent, keys, out / "agents" / f"M{M}_{tag}",
                                                     progress=progress, desc=f"M{M} {tag}", overwrite=overwrite))
         for j, T in enumerate(cfg.horizons):
-            coop_env = CivicEnv(M, cfg.heads_per_msp, T, cooperative=True)
+            coop_env = scenario_env(cfg, M, T, True)
             p_coop = scenario_params(coop_env, cfg)
             policies = {n: make_baseline(n, coop_env) for n in COOP_POLICIES if not n.startswith("DRL")}
             for tag, (env, points, net, _) in nets.items():
@@ -180,8 +107,11 @@ def run_coop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> 
     artifacts.write_csv(out / "agent_vs_baselines.csv", verdicts)
     short = [v for v in verdicts if v["under_trained"]]
     if short:
+        informed = "" if cfg.observe_sla else (
+            "; Myopic-GCP reads each Head's SLA accuracy, which the agent observes only with --observe-sla")
         report.warn(f"DRL-GCP is under-trained in {len(short)} of {len(verdicts)} scenarios: a baseline earns "
-                    f"a higher episode return on its own objective (see {out / 'agent_vs_baselines.csv'})")
+                    f"a higher episode return on its own objective (see {out / 'agent_vs_baselines.csv'})"
+                    + informed)
     figures.coop(out, cfg, summary, curves, COOP_POLICIES)
     return rows
 
@@ -195,7 +125,7 @@ def coop_trainings(cfg: CivicConfig) -> dict[int, list[tuple[str, CivicEnv, list
     for i, M in enumerate(cfg.msps):
         out[M] = []
         for tag, coop in (("DRL", False), ("DRL-GCP", True)):
-            env = CivicEnv(M, cfg.heads_per_msp, T_max, cooperative=coop)
+            env = scenario_env(cfg, M, T_max, coop)
             points = [_padded_params(env, cfg, T, unbalanced_budgets=not coop)
                       for T in cfg.horizons for _ in range(L)]
             keys = jnp.concatenate([jax.random.split(_key(cfg, 2 if coop else 1, i, j), L)
@@ -238,7 +168,7 @@ def run_noncoop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) 
     rows, curves = [], {}
     for i, M in enumerate(cfg.noncoop_msps):
         for j, N in enumerate(cfg.noncoop_requests):
-            env = CivicEnv(M, cfg.heads_per_msp, N, cooperative=False)
+            env = scenario_env(cfg, M, N, False)
             p = scenario_params(env, cfg, p_req=1.0, T_ref=float(N))   # fixed requests: T_ref = N_m
             net, m = _agent(out, f"M{M}_N{N}_DRL", env, p, cfg, _key(cfg, 11, i, j), progress, overwrite)
             curves[f"M{M}_N{N}"] = m.get("mean_return", np.zeros(0))
@@ -254,14 +184,14 @@ def run_noncoop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) 
 def run_tolerance(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> list[dict]:
     """Spec §7.2: fixed budget with requests +10% per trial; fixed requests with budget -5% per trial."""
     M, N = cfg.n_msps, cfg.noncoop_requests[0]
-    base_env = CivicEnv(M, cfg.heads_per_msp, N, cooperative=False)
+    base_env = scenario_env(cfg, M, N, False)
     base_p = scenario_params(base_env, cfg, p_req=1.0, T_ref=float(N))   # fixed requests: T_ref = N_m
     net, _ = _agent(out, f"M{M}_N{N}_DRL", base_env, base_p, cfg, _key(cfg, 21), progress, overwrite)
     rows = []
     for k in range(cfg.tolerance_trials):
         scale = 1.0 + 0.1 * k
         T = int(round(N * scale))
-        env = CivicEnv(M, cfg.heads_per_msp, T, cooperative=False)
+        env = scenario_env(cfg, M, T, False)
         p = base_p   # the budget stays the one sized for N requests (T_ref = N)
         pols = {n: make_baseline(n, env) for n in ("Saving", "Average", "Max", "Myopic-Optimal")}
         pols.update(drl_policies("DRL", env, p, cfg.agent, net))
@@ -281,7 +211,7 @@ def run_tolerance(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True
 
 def run_withdraw(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> list[dict]:
     """Spec §7.5: withdrawal-to-insertion ratio limits; DRL-GCP trained without limit."""
-    env = CivicEnv(cfg.n_msps, cfg.heads_per_msp, cfg.horizon, cooperative=True)
+    env = scenario_env(cfg, cfg.n_msps, cfg.horizon, True)
     p = scenario_params(env, cfg)
     net, _ = _agent(out, f"M{cfg.n_msps}_T{cfg.horizon}_DRL-GCP", env, p, cfg, _key(cfg, 31), progress, overwrite)
     pols = {n: make_baseline(n, env) for n in GCP_BASELINES}
@@ -303,7 +233,7 @@ def run_adapt(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) ->
     path = out / "adapt_curve.csv"
     if not overwrite and path.exists():
         return artifacts.read_csv(path)
-    env = CivicEnv(cfg.n_msps, cfg.heads_per_msp, cfg.horizon, cooperative=True)
+    env = scenario_env(cfg, cfg.n_msps, cfg.horizon, True)
     phases = [scenario_params(env, cfg, threshold=th, p_req=pr)
               for th, pr in zip(cfg.adapt_thresholds, cfg.adapt_p_req)]
     act = ppo.make_policy(cfg.agent.ppo(), env, phases[0], deterministic=True)
@@ -335,6 +265,7 @@ def run_adapt(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) ->
 # name -> runner(cfg, out, *, overwrite, progress); the choices of `jaxtwin civic experiment`
 EXPERIMENTS = {"noncoop": run_noncoop, "tolerance": run_tolerance, "coop": run_coop,
                "adapt": run_adapt, "withdraw": run_withdraw}
+assert tuple(EXPERIMENTS) == EXPERIMENT_NAMES
 
 
 def run(config: CivicConfig, out_dir, *, overwrite: bool = False, progress: bool = True) -> list[dict]:
@@ -350,7 +281,7 @@ def run(config: CivicConfig, out_dir, *, overwrite: bool = False, progress: bool
 
 
 def _scenario(cfg: CivicConfig) -> tuple[CivicEnv, EnvParams]:
-    env = CivicEnv(cfg.n_msps, cfg.heads_per_msp, cfg.horizon, cooperative=cfg.cooperative)
+    env = scenario_env(cfg, cfg.n_msps, cfg.horizon, cfg.cooperative)
     return env, scenario_params(env, cfg)
 
 

@@ -52,10 +52,10 @@ def _budget_search(n_heads: int) -> float:
     return GRID_POINT * n_heads * _grid_points()
 
 
-def ppo_bytes(n_msps: int, heads_per_msp: int, cooperative: bool, agent) -> float:
+def ppo_bytes(n_msps: int, heads_per_msp: int, cooperative: bool, agent, observe_sla: bool = False) -> float:
     """Peak bytes of one PPO update of ``agent`` (an :class:`~jaxtwin.civic.agents.AgentConfig`)
     on a scenario of that shape."""
-    env = CivicEnv(n_msps, heads_per_msp, 1, cooperative=cooperative)
+    env = CivicEnv(n_msps, heads_per_msp, 1, cooperative=cooperative, observe_sla=observe_sla)
     per_transition = F32 * (AGENT_HIDDEN + 2 * (env.obs_size + env.action_size) + 16)
     per_env = POISSON_LANE * env.n_heads
     h, obs, act = AGENT_HIDDEN // 2, env.obs_size, env.action_size
@@ -105,7 +105,7 @@ def command_needs(cfg, command: str) -> list[Need]:
     if command != "evaluate":
         # the learners of one vmapped program: training seeds (x horizons, padded, in coop)
         learners = cfg.train_seeds * (len(cfg.horizons) if command == "coop" else 1)
-        ppo = learners * max(ppo_bytes(m, cfg.heads_per_msp, c, cfg.agent) for m, c, _ in scenarios)
+        ppo = learners * max(ppo_bytes(m, cfg.heads_per_msp, c, cfg.agent, cfg.observe_sla) for m, c, _ in scenarios)
         needs.append(Need(ppo, f"civic {_name(command)}: one PPO update of {learners} vmapped learners "
                                f"({cfg.agent.num_envs} environments x {cfg.agent.num_steps} steps each)",
                           "--agent.num-envs, --agent.num-steps or --train-seeds"))

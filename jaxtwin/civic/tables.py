@@ -83,9 +83,14 @@ def summarize(rows: list[dict], keys: tuple[str, ...], metrics=METRIC_NAMES) -> 
 
 
 
+SLA_BASELINES = ("Myopic-Optimal", "Myopic-GCP")
+"""Baselines that read each Head's SLA accuracy, which the agent observes only with ``observe_sla``."""
+
+
 def agent_verdicts(summary: list[dict], keys: tuple[str, ...], agent: str = "DRL-GCP") -> list[dict]:
     """Per scenario (``keys``): ``agent``'s mean episode return (its own objective) with its
-    95% CI beside the best baseline's, and ``under_trained`` when a baseline earns more."""
+    95% CI beside the best baseline's, ``under_trained`` when a baseline earns more, and
+    whether that baseline reads the SLA accuracies (:data:`SLA_BASELINES`)."""
     scenarios: dict[tuple, dict[str, dict]] = {}
     for r in summary:
         scenarios.setdefault(tuple(r[k] for k in keys), {})[r["policy"]] = r
@@ -99,5 +104,6 @@ def agent_verdicts(summary: list[dict], keys: tuple[str, ...], agent: str = "DRL
         out.append({**dict(zip(keys, g)), "agent": agent, "n_train_seeds": mine["n_train_seeds"],
                     "return_mean": mine["episode_return_mean"], "return_ci95": mine["episode_return_ci95"],
                     "best_baseline": best, "best_baseline_return": base[best]["episode_return_mean"],
+                    "best_baseline_reads_sla": best in SLA_BASELINES,
                     "under_trained": mine["episode_return_mean"] < base[best]["episode_return_mean"]})
     return out
