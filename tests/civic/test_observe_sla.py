@@ -1,7 +1,6 @@
 """CivicEnv(observe_sla=True): the SLA accuracies join the observation and nothing else changes;
 agents trained on one observation are not loaded or run under the other."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
