@@ -75,11 +75,17 @@ def test_syncgame_sweep_converges_and_draws_a_heatmap(tmp_path):
     assert main(["sweep", "syncgame", "--grid", "delta_k=0.2,0.4", "--grid", "r=0.03,0.1", "--set", "n_vsp=2",
                  "--set", "n_grid=21", "--no-progress", "--out", str(out)]) == 0
     rows = artifacts.read_table(out / "results.csv")
-    assert len(rows) == 4 * 2 and {r["scheme"] for r in rows} == {"nash", "static"}
+    assert len(rows) == 4 * 3 and {r["scheme"] for r in rows} == {"nash", "stackelberg", "static"}
     assert all(r["converged"] for r in rows) and "seed" not in rows[0]
     nash = [r for r in rows if r["scheme"] == "nash"]
     assert all(r["residual"] <= 1e-9 and 0 < r["y_rest_vsp2"] < 1 for r in nash)
     assert np.isclose(nash[0]["payoff_total"], nash[0]["payoff_vsp1"] + nash[0]["payoff_vsp2"])
+    # the leader (VSP 1) could play its Nash control and get the Nash outcome: committing first never loses
+    stack = [r for r in rows if r["scheme"] == "stackelberg"]
+    assert all(r["residual"] <= 1e-9 for r in stack)
+    for n, s in zip(nash, stack):
+        assert (n["delta_k"], n["r"]) == (s["delta_k"], s["r"])
+        assert s["payoff_vsp1"] >= n["payoff_vsp1"] - 1e-9
     assert (out / "payoff_total_heatmap.png").exists()
 
 

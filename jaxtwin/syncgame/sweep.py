@@ -4,7 +4,8 @@ program per scheme.
 
 Schemes: ``nash`` (open-loop Nash by collocation, :mod:`jaxtwin.syncgame.collocation`,
 with the replicator rest point under its plateau controls), ``stackelberg``
-(open-loop Stackelberg, leader ``leader``, sweep solver) and ``static``
+(open-loop Stackelberg, leader ``leader``, by collocation from the Nash solution,
+:mod:`jaxtwin.syncgame.stackelberg_collocation`) and ``static``
 (static Stackelberg in constants). Each row carries ``residual``, ``converged``
 and ``iterations``; a solve that did not converge is kept and marked, never
 hidden (the CLI report counts them).
@@ -27,10 +28,10 @@ from jaxtwin.core.study import AxisField
 from jaxtwin.syncgame.checks import REST_POINT_TOL
 from jaxtwin.syncgame.collocation import CollocationOptions, solve_nash_collocation
 from jaxtwin.syncgame.params import call_float64, default_params, validate_params
-from jaxtwin.syncgame.pmp import SolverOptions, resolve_substeps
 from jaxtwin.syncgame.results import Result
 from jaxtwin.syncgame.replicator import replicator_field, replicator_rest_point
-from jaxtwin.syncgame.stackelberg import solve_stackelberg, split_roles
+from jaxtwin.syncgame.stackelberg import split_roles
+from jaxtwin.syncgame.stackelberg_collocation import stackelberg_collocation
 from jaxtwin.syncgame.static import static_stackelberg
 
 FOCAL = 1
@@ -81,11 +82,6 @@ def _nash(params, opts: CollocationOptions):
                 iterations=sol.iterations, u_plateau=u_plat, y_rest=y, rest_residual=rest_res)
 
 
-def _stackelberg(params, leaders, opts: SolverOptions):
-    sol = solve_stackelberg(params, leaders, opts)
-    return dict(payoffs=sol.payoffs, residual=sol.residual, converged=sol.converged, iterations=sol.iterations)
-
-
 def _static(params, leaders, n_grid: int):
     sol = static_stackelberg(params, leaders, n_grid)
     return dict(payoffs=sol.payoffs, residual=sol.residual, converged=sol.result == Result.CONVERGED,
@@ -103,7 +99,7 @@ class Runner:
         self.base = default_params(self.m)
         self.leaders, _ = split_roles(self.m, (shape["leader"],))
         self.copts = CollocationOptions(n_grid=shape["n_grid"], tol=1e-9, grading=0.7, coarse_grid=9)
-        self.sopts = SolverOptions(n_grid=shape["n_grid"])
+        self.n_grid = shape["n_grid"]
         per = [f"{k}_vsp{i + 1}" for k in ("payoff", "u_plateau", "y_rest", "u_constant") for i in range(self.m)]
         self.metrics = ("payoff_total", *per[:self.m], "residual", "converged", "iterations",
                         *per[self.m:], "rest_residual")
@@ -116,10 +112,10 @@ class Runner:
         if scheme == "nash":
             return call_float64(_nash, stacked, static=(self.copts,), batched=True, devices=self.devices)
         if scheme == "stackelberg":
-            opts = resolve_substeps(stacked, self.sopts)
-            return call_float64(_stackelberg, stacked, static=(self.leaders, opts), batched=True,
-                                devices=self.devices)
-        return call_float64(_static, stacked, static=(self.leaders, self.sopts.n_grid), batched=True,
+            sol = stackelberg_collocation(stacked, self.leaders, self.copts, batched=True, devices=self.devices)
+            return dict(payoffs=sol.payoffs, residual=sol.residual, converged=sol.converged,
+                        iterations=sol.iterations)
+        return call_float64(_static, stacked, static=(self.leaders, self.n_grid), batched=True,
                             devices=self.devices)
 
     def __call__(self, stacked, keys) -> dict[str, np.ndarray]:
@@ -159,8 +155,8 @@ class SyncGameAdapter:
         return SCHEMES
 
     def default_policies(self, shape: Mapping[str, Any]) -> tuple[str, ...]:
-        """Nash and static Stackelberg (the open-loop Stackelberg sweep solver is slower)."""
-        return ("nash", "static")
+        """All three schemes."""
+        return SCHEMES
 
     def keys(self, seed: int, n: int):
         """No randomness: a placeholder the runner ignores."""
