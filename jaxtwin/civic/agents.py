@@ -75,12 +75,14 @@ def scenario_shape(env: CivicEnv) -> dict[str, Any]:
 
 def stack_learners(params: EnvParams | list[EnvParams], n: int) -> EnvParams:
     """``n`` learners' scenario params with a leading learner axis: a list (one per
-    learner, the same shapes) is stacked; one params is repeated ``n`` times."""
+    learner, the same shapes) is stacked; one params is repeated ``n`` times. Built on the
+    host, so Python numbers and NumPy scalars give the same (strongly typed) arrays and
+    the trainings of equal shapes share one compiled program."""
     if isinstance(params, (list, tuple)):
         if len(params) != n:
             raise ConfigError(f"{len(params)} scenario params for {n} learners")
-        return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *params)
-    return jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (n, *np.shape(x))), params)
+        return jax.tree.map(lambda *xs: jnp.asarray(np.stack([np.asarray(x) for x in xs])), *params)
+    return jax.tree.map(lambda x: jnp.asarray(np.broadcast_to(np.asarray(x), (n, *np.shape(x)))), params)
 
 
 @functools.lru_cache(maxsize=32)

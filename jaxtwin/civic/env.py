@@ -136,6 +136,16 @@ class CivicEnv(Environment[CivicState, EnvParams]):
         self.owner = jnp.arange(self.n_heads, dtype=jnp.int32) // heads_per_msp
         self.grid_sizes = cm.grid_sizes(cm.default_room_table())
 
+    def _shape(self) -> tuple:
+        return (self.n_msps, self.heads_per_msp, self.horizon, self.cooperative, self.observe_sla)
+
+    def __eq__(self, other) -> bool:
+        """Envs of the same shape arguments are interchangeable (so compiled programs are shared)."""
+        return type(other) is type(self) and other._shape() == self._shape()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._shape()))
+
     # ------------------------------------------------------------- contract
     @property
     def name(self) -> str:

@@ -9,6 +9,15 @@ of the params vmapped over points, so a grid over them runs as one program.
 The defaults are the spec v2 scenario (``T_ref`` = 100, threshold 0.85,
 ``p_req`` 0.8, ``budget_factor`` 0.8) with 3 MSPs, one Head each, T = 100,
 cooperative. Metrics: :data:`jaxtwin.civic.evaluate.METRIC_NAMES`.
+
+Trained agents: the policy ``DRL-GCP`` (cooperative) or ``DRL`` trains PPO at every
+point, ``train_seeds`` learners per point, all the learners of a chunk of points as
+one vmapped program (:func:`jaxtwin.civic.agents.train_agents`), then evaluates each
+deterministically on the baselines' episode keys. The training keys are the same at
+every point (common random numbers across points, like the episodes). Its rows carry
+``train_seed``; the summary's CIs for it are across trainings. The ``agent.*`` fields
+(:class:`~jaxtwin.civic.agents.AgentConfig`), ``train_seeds`` and ``observe_sla``
+are shape fields: each value its own program.
 """
 from __future__ import annotations
 
@@ -17,19 +26,31 @@ from typing import Any, Mapping
 
 import jax
 
+import jax.numpy as jnp
+import numpy as np
+
 from jaxtwin.core import sharding
-from jaxtwin.core.study import AxisField
-from jaxtwin.civic.baselines import BASELINE_NAMES, make_baseline
+from jaxtwin.core.config import ConfigError
+from jaxtwin.core.study import AxisField, REPLICATE_MARK
+from jaxtwin.civic.agents import AgentConfig, train_agents
+from jaxtwin.civic.baselines import BASELINE_NAMES, from_actor, make_baseline
 from jaxtwin.civic.env import CivicEnv, EnvParams, validate_params
-from jaxtwin.civic.evaluate import METRIC_NAMES, check_policies, policy_metrics
+from jaxtwin.civic.evaluate import METRIC_NAMES, check_policies, episode_metrics, policy_metrics, run_episode
 from jaxtwin.civic.model import ModelConstants
+from jaxtwin.learn import ppo
 
 SHAPE_FIELDS = {
     "n_msps": AxisField("n_msps", int, 3, "shape", "MSPs"),
     "heads_per_msp": AxisField("heads_per_msp", int, 1, "shape", "Heads per MSP"),
     "horizon": AxisField("horizon", int, 100, "shape", "episode length T (steps)"),
     "cooperative": AxisField("cooperative", bool, True, "shape", "GCP credit pool on"),
+    "observe_sla": AxisField("observe_sla", bool, False, "shape", "trained agents observe the SLA accuracies"),
+    "train_seeds": AxisField("train_seeds", int, 3, "shape", "PPO trainings per point (DRL, DRL-GCP)"),
+    **{f"agent.{f.name}": AxisField(f"agent.{f.name}", type(getattr(AgentConfig(), f.name)),
+                                    getattr(AgentConfig(), f.name), "shape", f.metadata.get("help", ""))
+       for f in dataclasses.fields(AgentConfig) if f.name != "chunks"},
 }
+AGENTS = {True: "DRL-GCP", False: "DRL"}
 DEFAULT_COOP = ("Random", "Average", "Max", "Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP")
 DEFAULT_NONCOOP = ("Random", "Saving", "Average", "Max", "Myopic-Optimal")
 METRIC_LABELS = {"completion_pct": "completion (% of requests served)",
@@ -62,17 +83,37 @@ def _with(params: EnvParams, values: Mapping[str, Any]) -> EnvParams:
 
 
 class Runner:
-    """One CIVIC shape group: every policy x seed at each point in one vmapped program."""
+    """One CIVIC shape group: every baseline x seed at each point in one vmapped program;
+    with the agent among the policies, its trainings and their evaluation too."""
 
     metrics = METRIC_NAMES
 
     def __init__(self, shape: Mapping[str, Any], policies: tuple[str, ...], devices: int):
         self.env = CivicEnv(shape["n_msps"], shape["heads_per_msp"], shape["horizon"],
-                            cooperative=shape["cooperative"])
-        self.policies = policies
-        self._pols = [make_baseline(n, self.env) for n in policies]
+                            cooperative=shape["cooperative"], observe_sla=shape["observe_sla"])
+        agent_name = AGENTS[self.env.cooperative]
+        self.baselines = tuple(p for p in policies if p != agent_name)
+        self.n_train = shape["train_seeds"] if agent_name in policies else 0
+        if self.n_train < 0 or (agent_name in policies and self.n_train < 1):
+            raise ConfigError(f"study field train_seeds={shape['train_seeds']}: must be >= 1 to train {agent_name}")
+        self.policies = self.baselines + tuple(f"{agent_name}{REPLICATE_MARK}{s}" for s in range(self.n_train))
+        self._pols = [make_baseline(n, self.env) for n in self.baselines]
         call = jax.jit(jax.vmap(policy_metrics(self.env, self._pols), in_axes=(None, 0)))
         self._call = sharding.sharded_call(lambda p, k: call(k, p), devices, in_axes=(0, None))
+        if self.n_train:
+            self.agent = AgentConfig(chunks=1, **{k.split(".", 1)[1]: v for k, v in shape.items()
+                                                  if k.startswith("agent.")})
+            self._agent_call = sharding.sharded_call(self._agent_metrics(), devices, in_axes=(0, 0, None))
+
+    def _agent_metrics(self):
+        """``metrics[point, learner, seed]`` of the deterministic trained actors, one jitted program."""
+        act = ppo.make_policy(self.agent.ppo(), self.env, self.env.default_params, deterministic=True)
+
+        def one(net, params, key):
+            state, ret, _ = run_episode(self.env, from_actor(act, net), key, params)
+            return episode_metrics(state, ret)
+        over_seeds = jax.vmap(one, in_axes=(None, None, 0))
+        return jax.jit(jax.vmap(jax.vmap(over_seeds, in_axes=(0, None, None)), in_axes=(0, 0, None)))
 
     def params(self, values: Mapping[str, Any]) -> EnvParams:
         """The env's defaults with ``values``, checked (``ConfigError`` names the field)."""
@@ -80,14 +121,29 @@ class Runner:
         check_policies(self._pols, p)
         return p
 
+    def _train(self, stacked_params: EnvParams, keys: jax.Array):
+        """``train_seeds`` learners per point of the chunk, one vmapped training; nets ``[point, learner]``."""
+        n, L = int(np.asarray(stacked_params.threshold).shape[0]), self.n_train
+        points = [jax.tree.map(lambda x: x[i], stacked_params) for i in range(n) for _ in range(L)]
+        train_keys = jnp.tile(jax.random.split(jax.random.fold_in(keys[0], 7), L), (n, 1))
+        nets, _ = train_agents(self.env, points, self.agent, train_keys, progress=False)
+        return jax.tree.map(lambda x: x.reshape((n, L) + x.shape[1:]), nets)
+
     def __call__(self, stacked_params: EnvParams, keys: jax.Array):
-        return self._call(stacked_params, keys)
+        out = self._call(stacked_params, keys) if self._pols else None
+        if not self.n_train:
+            return out
+        drl = self._agent_call(self._train(stacked_params, keys), stacked_params, keys)
+        if out is None:
+            return drl
+        return {m: jnp.concatenate([jnp.asarray(out[m]), jnp.asarray(drl[m])], axis=1) for m in self.metrics}
 
 
 class CivicAdapter:
     """The study engine's view of CIVIC (see the module doc)."""
 
     system = "civic"
+    trained_policies = tuple(AGENTS.values())   # not in "all": they train at every point
     policy_label = "policy"
     seed_label = "seed"
     stochastic = True
@@ -99,8 +155,9 @@ class CivicAdapter:
         self.fields = {**SHAPE_FIELDS, **_param_fields()}
 
     def policies(self, shape: Mapping[str, Any]) -> tuple[str, ...]:
-        """Every baseline (the ``-GCP`` ones need ``cooperative``)."""
-        return tuple(n for n in BASELINE_NAMES if shape["cooperative"] or not n.endswith("-GCP"))
+        """Every baseline (the ``-GCP`` ones need ``cooperative``) and the trained agent."""
+        return tuple(n for n in BASELINE_NAMES if shape["cooperative"] or not n.endswith("-GCP")) \
+            + (AGENTS[shape["cooperative"]],)
 
     def default_policies(self, shape: Mapping[str, Any]) -> tuple[str, ...]:
         """The coop table's baselines (cooperative) or the noncoop table's."""

@@ -32,11 +32,12 @@ from jaxtwin.core import artifacts, study_plots
 from jaxtwin.core.config import record_config
 from jaxtwin.core.progress import progress_bar
 from jaxtwin.core.stats import t_ci_halfwidth
-from jaxtwin.core.study import (Adapter, GroupRunner, Study, expand, group_policies, shape_of, study_toml,
-                                validate)
+from jaxtwin.core.study import (REPLICATE_MARK, Adapter, GroupRunner, Study, expand, group_policies, shape_of,
+                                study_toml, validate)
 
 MAX_CHUNK = 256
 RESULTS, SUMMARY, RECORD, PARTS = "results.csv", "summary.csv", "study.json", "parts"
+TRAIN_SEED = "train_seed"
 
 _COMPILES = {"count": 0, "seconds": 0.0}
 
@@ -102,8 +103,11 @@ def _rows(study: Study, adapter: Adapter, points: list[dict], indices: Sequence[
     rows = []
     for j, i in enumerate(indices):
         for p, pol in enumerate(runner.policies):
+            name, _, replicate = pol.partition(REPLICATE_MARK)
             for s in range(study.seeds):
-                row = {"point": i, **{n: points[i][n] for n in study.axis_names}, adapter.policy_label: pol}
+                row = {"point": i, **{n: points[i][n] for n in study.axis_names}, adapter.policy_label: name}
+                if replicate:
+                    row[TRAIN_SEED] = int(replicate)
                 if adapter.stochastic:
                     row[adapter.seed_label] = s
                 row.update({m: _plain(metrics[m][j, p, s]) for m in runner.metrics})
@@ -126,23 +130,35 @@ def count_column(adapter: Adapter) -> str:
 
 
 def summarize(rows: Sequence[Mapping[str, Any]], study: Study, adapter: Adapter) -> list[dict]:
-    """Per point x policy: the seed count (:func:`count_column`) and each numeric metric's mean, std and 95% CI half-width."""
+    """Per point x policy: the seed count (:func:`count_column`) and each numeric metric's mean,
+    std and 95% CI half-width over seeds; for a trained policy (rows with ``train_seed``) over
+    its trainings' means instead (``n_train_seeds``), since the trainings are the independent
+    replicates."""
     key_cols = ["point", *study.axis_names, adapter.policy_label]
-    skip = set(key_cols) | {adapter.seed_label}
+    skip = set(key_cols) | {adapter.seed_label, TRAIN_SEED}
     groups: dict[tuple, list[Mapping]] = {}
     for r in rows:
         groups.setdefault(tuple(r[k] for k in key_cols), []).append(r)
     out = []
     for key, rs in groups.items():
         row = dict(zip(key_cols, key))
-        row[count_column(adapter)] = len(rs)
+        trainings = sorted({r[TRAIN_SEED] for r in rs if r.get(TRAIN_SEED) not in (None, "")})
+        row[count_column(adapter)] = len(rs) // max(len(trainings), 1)
+        if trainings:
+            row[f"n_{TRAIN_SEED}s"] = len(trainings)
         for m in [c for c in _columns(rs) if c not in skip]:
-            vals = np.asarray([float(r[m]) if r.get(m, "") != "" else np.nan for r in rs], np.float64)
+            vals = _values(rs, m)
+            if trainings:   # one value per training: its mean over the seeds
+                vals = np.asarray([_values([r for r in rs if r[TRAIN_SEED] == t], m).mean() for t in trainings])
             row[f"{m}_mean"] = float(vals.mean())
             row[f"{m}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
             row[f"{m}_ci95"] = t_ci_halfwidth(vals) if np.all(np.isfinite(vals)) else float("nan")
         out.append(row)
     return out
+
+
+def _values(rows: Sequence[Mapping[str, Any]], metric: str) -> np.ndarray:
+    return np.asarray([float(r[metric]) if r.get(metric, "") != "" else np.nan for r in rows], np.float64)
 
 
 def _write_table(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -36,6 +36,8 @@ import numpy as np
 from jaxtwin.core.config import ConfigError
 
 ALL = "all"
+REPLICATE_MARK = "#"
+"""A runner's policy ``"DRL#2"`` is policy ``DRL``, training ``2``: its rows get ``train_seed`` 2."""
 
 
 @dataclass(frozen=True)
@@ -213,18 +215,21 @@ def shape_of(point: Mapping[str, Any], study: Study, adapter: Adapter) -> dict[s
 
 
 def group_policies(study: Study, adapter: Adapter, shape: Mapping[str, Any]) -> tuple[str, ...]:
-    """The policies a shape group runs: the declared ones (``all``: every valid one)."""
+    """The policies a shape group runs: the declared ones; ``all``: every valid one except
+    the adapter's ``trained_policies`` (which train at every point), unless also named."""
     valid = adapter.policies(shape)
     if not study.policies:
         return adapter.default_policies(shape)
-    if ALL in study.policies:
-        return valid
-    bad = [p for p in study.policies if p not in valid]
+    named = [p for p in study.policies if p != ALL]
+    bad = [p for p in named if p not in valid]
     if bad:
         where = ", ".join(f"{k}={v}" for k, v in shape.items())
         raise ConfigError(f"Study.policies: {', '.join(map(repr, bad))} not valid for {adapter.system} "
                           f"({where}); valid: {', '.join(valid)}")
-    return tuple(dict.fromkeys(study.policies))
+    if ALL in study.policies:
+        trained = set(getattr(adapter, "trained_policies", ()))
+        return tuple(dict.fromkeys([p for p in valid if p not in trained] + named))
+    return tuple(dict.fromkeys(named))
 
 
 # ------------------------------------------------------------------ parsing

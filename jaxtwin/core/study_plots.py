@@ -19,6 +19,11 @@ def _label(adapter: Any, metric: str) -> str:
     return getattr(adapter, "metric_labels", {}).get(metric, metric)
 
 
+def _tick(v: Any) -> str:
+    """A heatmap tick: 4 significant digits for floats (``0.187333`` -> ``0.1873``)."""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 def _log_axis(values: Sequence[float]) -> bool:
     v = np.asarray([x for x in values if isinstance(x, (int, float))], np.float64)
     return v.size > 2 and bool(np.all(v > 0)) and v.max() / v.min() >= 100
@@ -65,9 +70,9 @@ def heatmap_figure(path: Path, summary: Sequence[Mapping], x: str, y: str, metri
         for ax, pol in zip(axes.ravel(), pols):
             im = ax.imshow(grids[pol], origin="lower", aspect="auto", vmin=vmin, vmax=vmax, cmap="viridis")
             ax.set_title(pol, fontsize=9)
-            ax.set_xticks(range(len(xs)), [f"{v:g}" if isinstance(v, float) else str(v) for v in xs],
+            ax.set_xticks(range(len(xs)), [_tick(v) for v in xs],
                           rotation=45 if len(xs) > 6 else 0, fontsize=7)
-            ax.set_yticks(range(len(ys)), [f"{v:g}" if isinstance(v, float) else str(v) for v in ys], fontsize=7)
+            ax.set_yticks(range(len(ys)), [_tick(v) for v in ys], fontsize=7)
             ax.set_xlabel(x)
             ax.set_ylabel(y)
             ax.grid(False)

@@ -1,0 +1,89 @@
+"""A CIVIC sweep that trains DRL-GCP at every point: its rows are the trainings a caller
+would run (the same learners and episode keys), its CIs are across trainings, "all"
+never trains, and a bad agent value fails before anything compiles."""
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from jaxtwin.civic.agents import AgentConfig, train_agents
+from jaxtwin.civic.env import CivicEnv
+from jaxtwin.civic.baselines import from_actor
+from jaxtwin.civic.evaluate import run_episode
+from jaxtwin.learn.ppo import make_policy
+from jaxtwin.core.config import ConfigError
+from jaxtwin.core.stats import t_ci_halfwidth
+from jaxtwin.studies import run_study
+from jaxtwin.core.study import Study
+
+AGENT = dict(total_timesteps=512, num_envs=4, num_steps=16, minibatch_size=32)
+SHAPE = dict(n_msps=2, horizon=8, train_seeds=2, **{f"agent.{k}": v for k, v in AGENT.items()})
+THRESHOLDS = (0.8, 0.9)
+SEEDS = 3
+
+
+def _study(policies=("Myopic-GCP", "DRL-GCP"), **fixed):
+    return Study("civic", (("threshold", THRESHOLDS),), fixed=tuple({**SHAPE, **fixed}.items()),
+                 policies=policies, seeds=SEEDS, seed=5)
+
+
+@pytest.fixture(scope="module")
+def swept():
+    rows, summary = run_study(_study(), progress=False)
+    return rows.to_dict("records"), summary.to_dict("records")
+
+
+def test_rows_are_the_trainings_a_caller_would_run(swept):
+    rows, _ = swept
+    rows = [r for r in rows if r["policy"] == "DRL-GCP"]
+    assert len(rows) == len(THRESHOLDS) * 2 * SEEDS
+    assert {r["train_seed"] for r in rows} == {0, 1}
+    env = CivicEnv(2, 1, 8, cooperative=True)
+    agent = AgentConfig(chunks=1, **AGENT)
+    points = [env.default_params.replace(threshold=t) for t in THRESHOLDS for _ in range(2)]
+    episode_keys = jax.random.split(jax.random.PRNGKey(5), SEEDS)
+    train_keys = jax.random.split(jax.random.fold_in(episode_keys[0], 7), 2)   # the same at every point
+    nets, _ = train_agents(env, points, agent, np.concatenate([train_keys, train_keys]), progress=False)
+    act = make_policy(agent.ppo(), env, env.default_params, deterministic=True)
+
+    @jax.jit
+    def episodes(net, params):   # each learner's deterministic actor on the sweep's episode keys
+        return jax.vmap(lambda k: run_episode(env, from_actor(act, net), k, params)[:2])(episode_keys)
+
+    for i, t in enumerate(THRESHOLDS):
+        got = [r for r in rows if r["threshold"] == t]
+        for k in (0, 1):
+            state, ret = episodes(jax.tree.map(lambda x: x[2 * i + k], nets), points[2 * i])
+            mine = [r for r in got if r["train_seed"] == k]
+            assert [r["seed"] for r in mine] == list(range(SEEDS))
+            assert [r["served"] for r in mine] == np.asarray(state.n_served.sum(-1)).tolist()
+            np.testing.assert_allclose([r["episode_return"] for r in mine], np.asarray(ret), rtol=1e-5)
+
+
+def test_summary_of_the_agent_is_across_trainings(swept):
+    rows, summary = swept
+    for t in THRESHOLDS:
+        (s,) = [s for s in summary if s["policy"] == "DRL-GCP" and s["threshold"] == t]
+        per_training = [np.mean([r["episode_return"] for r in rows if r["policy"] == "DRL-GCP"
+                                 and r["threshold"] == t and r["train_seed"] == k]) for k in (0, 1)]
+        assert s["n_train_seeds"] == 2 and s["n_seeds"] == SEEDS
+        np.testing.assert_allclose(s["episode_return_mean"], np.mean(per_training), rtol=1e-12)
+        np.testing.assert_allclose(s["episode_return_ci95"], t_ci_halfwidth(np.asarray(per_training)), rtol=1e-12)
+        (b,) = [s for s in summary if s["policy"] == "Myopic-GCP" and s["threshold"] == t]
+        assert not np.isfinite(b.get("n_train_seeds", np.nan))   # a baseline has no trainings
+        assert b["n_seeds"] == SEEDS
+
+
+def test_all_never_trains_and_bad_agent_values_fail_first():
+    from jaxtwin.civic.sweep import ADAPTER
+    from jaxtwin.core.engine import plan
+
+    _, _, groups = plan(_study(policies=("all",)), ADAPTER)
+    assert "DRL-GCP" not in groups[0].runner.policies and "Myopic-GCP" in groups[0].runner.policies
+    _, _, groups = plan(_study(policies=("all", "DRL-GCP")), ADAPTER)
+    assert groups[0].runner.policies[-2:] == ("DRL-GCP#0", "DRL-GCP#1")
+    with pytest.raises(ConfigError, match=r"AgentConfig.lr"):
+        plan(_study(**{"agent.lr": -1.0}), ADAPTER)
+    with pytest.raises(ConfigError, match=r"train_seeds=0"):
+        plan(_study(train_seeds=0), ADAPTER)
