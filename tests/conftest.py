@@ -1,15 +1,29 @@
 """Shared test fixtures: small configs, notebook execution."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
+import jax
 import pytest
 
-# the CLI caches compiled programs under ~/.cache by default; tests (and the subprocesses
-# they start, which inherit this) must not write there: tests that check the cache give
-# their own folder
-os.environ["JAXTWIN_CACHE_DIR"] = ""
+# Compiling is most of the suite's time, and many tests compile the same programs again
+# (each CLI call builds its programs anew; subprocesses and notebook kernels start cold).
+# Each test process (each xdist worker) therefore keeps JAX's persistent compilation cache
+# in a fresh folder of its own, removed at exit: a hit is the same executable (the key
+# covers program, options, devices and versions), so no result changes, and nothing is
+# written under ~/.cache. One folder per process: the subprocesses and kernels a test
+# starts share it only while that test waits, so no two processes write it at once (JAX
+# locks the folder only with a size limit, which needs the filelock package). Tests that
+# check the cache itself give their own folder.
+_XLA_CACHE = tempfile.mkdtemp(prefix="jaxtwin-tests-xla-")
+atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
+os.environ["JAXTWIN_CACHE_DIR"] = _XLA_CACHE          # the CLI, also in subprocesses
+os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE  # library calls in subprocesses, kernels
+jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)   # library calls in this process
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,14 +15,22 @@ from jaxtwin.civic.experiments import CivicConfig
 from jaxtwin.civic.baselines import make_baseline
 from jaxtwin.civic.evaluate import make_evaluator
 from tests.helpers import interrupt_training_after_first_chunk
+from tests.golden.cases import CASES
+from tests.test_golden_outputs import GOLDEN, compare_tables
 
 TINY_AGENT = ["--agent.total-timesteps", "512", "--agent.num-envs", "8", "--agent.num-steps", "32",
               "--agent.chunks", "2", "--eval-episodes", "2", "--no-progress"]
 
 
 def test_coop_experiment_end_to_end_and_skip(tmp_path):
+    """Also the default run's golden-output check for CIVIC: the same command as
+    ``tests/test_golden_outputs.py[civic_coop]`` (which runs under ``-m slow``)."""
     out = tmp_path / "coop"
-    assert main(["civic", "experiment", "coop", "--out", str(out), "--msps", "2", "--horizons", "8", *TINY_AGENT]) == 0
+    argv = ["civic", "experiment", "coop", "--msps", "2", "--horizons", "8", *TINY_AGENT]
+    assert CASES["civic_coop"] == [argv]
+    assert main([*argv, "--out", str(out)]) == 0
+    problems = compare_tables(GOLDEN / "civic_coop", out)
+    assert not problems, "\n".join(problems)
     rows = read_csv(out / "results.csv")
     assert {r["policy"] for r in rows} == {"Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP",
                                            "Random-GCP", "Myopic-GCP", "DRL-GCP"}
@@ -39,7 +47,7 @@ def test_coop_experiment_end_to_end_and_skip(tmp_path):
     assert verdict["best_baseline_return"] == str(best) or float(verdict["best_baseline_return"]) == best
     assert (verdict["under_trained"] == "True") == (float(verdict["return_mean"]) < best)
     mtime = (out / "results.csv").stat().st_mtime
-    assert main(["civic", "experiment", "coop", "--out", str(out), "--msps", "2", "--horizons", "8", *TINY_AGENT]) == 0
+    assert main([*argv, "--out", str(out)]) == 0
     assert (out / "results.csv").stat().st_mtime == mtime      # finished work is skipped
 
 

@@ -12,6 +12,9 @@ from jaxtwin.core.artifacts import read_csv
 from jaxtwin.core.config import ConfigError
 from jaxtwin.coevodt.experiments import (ABLATION_COLUMNS, AGGREGATE_COLUMNS, SUMMARY_COLUMNS, CoEvoDTConfig,
                                          sensitivity_scenarios)
+from tests.golden.cases import CASES
+from tests.golden.regenerate import run_case
+from tests.test_golden_outputs import GOLDEN, compare_tables
 
 TINY = ["--runs", "2", "--episodes", "10", "--evolve-freq", "5", "--forecast.online-every", "5",
         "--pop-size", "3", "--tournament-k", "2", "--n-replace", "1", "--baseline-episodes", "10",
@@ -27,9 +30,19 @@ def _columns(path):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+    """The golden case ``coevodt_all`` (``coevodt --mode all`` at TINY), run once for the module."""
     out = tmp_path_factory.mktemp("coevodt")
-    assert main(["coevodt", "--mode", "all", "--out", str(out), *TINY]) == 0
+    assert CASES["coevodt_all"] == [["coevodt", "--mode", "all", *TINY]]
+    run_case("coevodt_all", out)
     return out
+
+
+def test_tiny_run_matches_the_golden_tables(tiny_run):
+    """The default run's golden-output check for Co-EvoDT (the same command as
+    ``tests/test_golden_outputs.py[coevodt_all]``, which runs under ``-m slow``): runs
+    first, before the tests below rerun commands into the folder."""
+    problems = compare_tables(GOLDEN / "coevodt_all", tiny_run)
+    assert not problems, "\n".join(problems)
 
 
 def test_every_artifact_exists_with_its_columns(tiny_run):
