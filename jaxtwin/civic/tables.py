@@ -9,6 +9,7 @@ import numpy as np
 
 from jaxtwin.core import sharding
 from jaxtwin.core.stats import t_ci_halfwidth
+from jaxtwin.core.study import REPLICATE_MARK
 from jaxtwin.civic.agents import AgentConfig, drl_policy, learner
 from jaxtwin.civic.env import CivicEnv, EnvParams
 from jaxtwin.civic.evaluate import METRIC_NAMES, make_evaluator
@@ -40,8 +41,9 @@ def policy_rows(names: list[str], metrics: dict) -> list[dict]:
     return rows
 
 
-SEED_MARK = "#"
-"""``"DRL#2"`` in a policy dict: the DRL agent of training seed 2 (rows: policy DRL, train_seed 2)."""
+SEED_MARK = REPLICATE_MARK
+"""``"DRL#2"`` in a policy dict: the DRL agent of training seed 2 (rows: policy DRL, train_seed 2);
+the study engine's mark, so both split trained policies' names the same way."""
 
 
 def drl_policies(name: str, env: CivicEnv, params: EnvParams, agent: AgentConfig, nets,
