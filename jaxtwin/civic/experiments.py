@@ -164,21 +164,46 @@ def coop_relative_table(summary: list[dict]) -> list[dict]:
 
 
 def run_noncoop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> list[dict]:
-    """Spec §7.1: non-cooperative, MSPs x requests N_m (fixed requests, p_req = 1, T = N_m)."""
+    """Spec §7.1: non-cooperative, MSPs x requests N_m (fixed requests, p_req = 1, T = N_m).
+
+    Per MSP count, DRL is one vmapped training of ``noncoop_requests`` x ``train_seeds``
+    learners in an env padded to the largest N_m (``EnvParams.episode_steps`` masks the
+    shorter ones): one PPO program per MSP count.
+    """
     rows, curves = [], {}
-    for i, M in enumerate(cfg.noncoop_msps):
+    L = cfg.train_seeds
+    for i, (M, env, points, keys) in enumerate(noncoop_trainings(cfg)):
+        nets, metrics = train_agents(env, points, cfg.agent, keys, out / "agents" / f"M{M}_DRL",
+                                     progress=progress, desc=f"M{M} DRL", overwrite=overwrite)
         for j, N in enumerate(cfg.noncoop_requests):
-            env = scenario_env(cfg, M, N, False)
-            p = scenario_params(env, cfg, p_req=1.0, T_ref=float(N))   # fixed requests: T_ref = N_m
-            net, m = _agent(out, f"M{M}_N{N}_DRL", env, p, cfg, _key(cfg, 11, i, j), progress, overwrite)
-            curves[f"M{M}_N{N}"] = m.get("mean_return", np.zeros(0))
-            pols = {n: make_baseline(n, env) for n in NONCOOP_POLICIES if n != "DRL"}
-            pols.update(drl_policies("DRL", env, p, cfg.agent, net))
-            for r in evaluate_policies(env, p, pols, cfg.eval_episodes, _key(cfg, 12, i, j), devices=cfg.devices):
+            scenario = scenario_env(cfg, M, N, False)
+            p = scenario_params(scenario, cfg, p_req=1.0, T_ref=float(N))   # fixed requests: T_ref = N_m
+            curves[f"M{M}_N{N}"] = metrics["mean_return"][j * L:(j + 1) * L]
+            pols = {n: make_baseline(n, scenario) for n in NONCOOP_POLICIES if n != "DRL"}
+            pols.update(drl_policies("DRL", scenario, points[j * L], cfg.agent, learner_range(nets, j * L, L),
+                                     trained_env=env))
+            for r in evaluate_policies(scenario, p, pols, cfg.eval_episodes, _key(cfg, 12, i, j),
+                                       devices=cfg.devices):
                 rows.append({"n_msps": M, "requests_per_head": N, **r})
     summary = _write_results(out, rows, ("n_msps", "requests_per_head", "policy"))
     figures.noncoop(out, cfg, summary, curves, NONCOOP_POLICIES)
     return rows
+
+
+def noncoop_trainings(cfg: CivicConfig) -> list[tuple[int, CivicEnv, list[EnvParams], jax.Array]]:
+    """The noncoop experiment's PPO programs: per MSP count ``(M, env, points, keys)``,
+    ``noncoop_requests`` x ``train_seeds`` learners in an env padded to the largest N_m
+    (learner ``j * train_seeds + s``: N_m ``j``, seed ``s``; fixed requests, budget for N_m)."""
+    N_max, L = max(cfg.noncoop_requests), cfg.train_seeds
+    out = []
+    for i, M in enumerate(cfg.noncoop_msps):
+        env = scenario_env(cfg, M, N_max, False)
+        points = [scenario_params(env, cfg, p_req=1.0, episode_steps=N, T_ref=float(N))
+                  for N in cfg.noncoop_requests for _ in range(L)]
+        keys = jnp.concatenate([jax.random.split(_key(cfg, 11, i, j), L)
+                                for j in range(len(cfg.noncoop_requests))])
+        out.append((M, env, points, keys))
+    return out
 
 
 def run_tolerance(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> list[dict]:

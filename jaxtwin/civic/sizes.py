@@ -103,8 +103,9 @@ def command_needs(cfg, command: str) -> list[Need]:
     scenarios = _scenarios(cfg, command)
     needs = []
     if command != "evaluate":
-        # the learners of one vmapped program: training seeds (x horizons, padded, in coop)
-        learners = cfg.train_seeds * (len(cfg.horizons) if command == "coop" else 1)
+        # the learners of one vmapped program: training seeds (x horizons or N_m, padded)
+        points = {"coop": len(cfg.horizons), "noncoop": len(cfg.noncoop_requests)}.get(command, 1)
+        learners = cfg.train_seeds * points
         ppo = learners * max(ppo_bytes(m, cfg.heads_per_msp, c, cfg.agent, cfg.observe_sla) for m, c, _ in scenarios)
         needs.append(Need(ppo, f"civic {_name(command)}: one PPO update of {learners} vmapped learners "
                                f"({cfg.agent.num_envs} environments x {cfg.agent.num_steps} steps each)",

@@ -208,26 +208,14 @@ several seeds).
     """
     env_params = env.default_params if env_params is None else env_params
     act_shape, obs_shape, act_low, act_high = _spaces(env, env_params)
-    action_dim = int(np.prod(act_shape))
     obs_dim = int(np.prod(obs_shape))
-    network = _network(config, action_dim)
+    network = _network(config, int(np.prod(act_shape)))
     init_params = seedwise_init(network, jnp.zeros((1, obs_dim), jnp.float32))
-    n_envs, n_steps = config.num_envs, config.num_steps
-
-    if config.anneal_lr:
-        grad_steps = config.num_updates * config.update_epochs * config.num_minibatches
-        learning_rate = optax.linear_schedule(config.lr, 0.0, grad_steps)
-    else:
-        learning_rate = config.lr
-    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                     optax.adam(learning_rate, eps=config.adam_eps))
-
+    tx = _optimizer(config)
+    n_envs = config.num_envs
     env_reset = jax.vmap(env.reset, in_axes=(0, None))
-    env_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-
-    def flat_obs(obs):
-        return jnp.reshape(obs, (obs.shape[0], obs_dim)).astype(jnp.float32)
-
+    one_update = _make_one_update(config, network, _make_rollout_step(
+        network, env, n_envs, obs_dim, act_shape, act_low, act_high))
     default_params = env_params
 
     @jax.jit
@@ -239,11 +227,45 @@ several seeds).
         obs, env_state = env_reset(jax.random.split(key_env, n_envs), env_params)
         zeros = jnp.zeros((n_envs,), jnp.float32)
         return RunnerState(
-            train_state=train_state, env_state=env_state, obs=flat_obs(obs), key=key,
+            train_state=train_state, env_state=env_state, obs=_flat(obs, obs_dim), key=key,
             episode_return=zeros, episode_length=jnp.zeros((n_envs,), jnp.int32),
             last_mean_return=jnp.full((), jnp.nan, jnp.float32),
             last_mean_length=jnp.full((), jnp.nan, jnp.float32),
             update=jnp.zeros((), jnp.int32))
+
+    @partial(jax.jit, static_argnums=1)
+    def _run_updates(runner_state: RunnerState, n_updates: int, env_params):
+        return jax.lax.scan(partial(one_update, env_params), runner_state, None, length=n_updates)
+
+    def init(key: jax.Array, env_params: Any = None) -> RunnerState:
+        return _init(key, default_params if env_params is None else env_params)
+
+    def run_updates(runner_state: RunnerState, n_updates: int, env_params: Any = None):
+        return _run_updates(runner_state, n_updates, default_params if env_params is None else env_params)
+
+    return init, run_updates
+
+
+def _flat(obs: jax.Array, obs_dim: int) -> jax.Array:
+    """A batch of observations as ``(batch, obs_dim)`` float32 (the network's input)."""
+    return jnp.reshape(obs, (obs.shape[0], obs_dim)).astype(jnp.float32)
+
+
+def _optimizer(config: PPOConfig) -> optax.GradientTransformation:
+    """Adam behind a global-norm clip; with ``anneal_lr`` the rate falls linearly to 0."""
+    if config.anneal_lr:
+        grad_steps = config.num_updates * config.update_epochs * config.num_minibatches
+        learning_rate = optax.linear_schedule(config.lr, 0.0, grad_steps)
+    else:
+        learning_rate = config.lr
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
+                       optax.adam(learning_rate, eps=config.adam_eps))
+
+
+def _make_rollout_step(network, env: Environment, n_envs: int, obs_dim: int, act_shape, act_low, act_high):
+    """``rollout_step(env_params, runner, _) -> (runner, transition)``: one step of the
+    ``n_envs`` environments under the current policy (a ``lax.scan`` body)."""
+    env_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
     def rollout_step(env_params, runner: RunnerState, _):
         key, key_act, key_env = jax.random.split(runner.key, 3)
@@ -263,19 +285,25 @@ several seeds).
         transition = Transition(
             obs=runner.obs, action=action, log_prob=log_prob, value=value, reward=reward,
             terminated=terminated, truncated=truncated,
-            final_obs=flat_obs(info["final_observation"]),
+            final_obs=_flat(info["final_observation"], obs_dim),
             finished_return=jnp.where(done, episode_return, 0.0),
             finished_length=jnp.where(done, episode_length, 0))
         runner = runner.replace(
-            env_state=env_state, obs=flat_obs(obs), key=key,
+            env_state=env_state, obs=_flat(obs, obs_dim), key=key,
             episode_return=jnp.where(done, 0.0, episode_return),
             episode_length=jnp.where(done, 0, episode_length))
         return runner, transition
 
+    return rollout_step
+
+
+def _make_one_update(config: PPOConfig, network, rollout_step):
+    """``one_update(env_params, runner, _) -> (runner, metrics)``: a rollout of
+    ``num_steps``, GAE, then the epochs of minibatch updates (a ``lax.scan`` body)."""
     update_epochs = make_update_epochs(config, network)
 
     def one_update(env_params, runner: RunnerState, _):
-        runner, traj = jax.lax.scan(partial(rollout_step, env_params), runner, None, length=n_steps)
+        runner, traj = jax.lax.scan(partial(rollout_step, env_params), runner, None, length=config.num_steps)
         params = runner.train_state.params
         next_values = network.apply(params, traj.final_obs, method=ActorCritic.value)
         advantages, returns = compute_gae(traj.reward, traj.value, next_values, traj.terminated,
@@ -288,10 +316,9 @@ several seeds).
         done = jnp.logical_or(traj.terminated, traj.truncated)
         episodes = jnp.sum(done, dtype=jnp.int32)
         denom = jnp.maximum(episodes, 1).astype(jnp.float32)
-        mean_return = jnp.where(episodes > 0, jnp.sum(traj.finished_return) / denom,
-                                runner.last_mean_return)
-        mean_length = jnp.where(episodes > 0, jnp.sum(traj.finished_length) / denom,
-                                runner.last_mean_length)
+        # carried forward from the last update that finished an episode (NaN before one does)
+        mean_return = jnp.where(episodes > 0, jnp.sum(traj.finished_return) / denom, runner.last_mean_return)
+        mean_length = jnp.where(episodes > 0, jnp.sum(traj.finished_length) / denom, runner.last_mean_length)
         update = runner.update + 1
         runner = runner.replace(train_state=train_state, key=key,
                                 last_mean_return=mean_return, last_mean_length=mean_length,
@@ -301,17 +328,7 @@ several seeds).
                        env_steps=update * jnp.int32(config.batch_size))
         return runner, metrics
 
-    @partial(jax.jit, static_argnums=1)
-    def _run_updates(runner_state: RunnerState, n_updates: int, env_params):
-        return jax.lax.scan(partial(one_update, env_params), runner_state, None, length=n_updates)
-
-    def init(key: jax.Array, env_params: Any = None) -> RunnerState:
-        return _init(key, default_params if env_params is None else env_params)
-
-    def run_updates(runner_state: RunnerState, n_updates: int, env_params: Any = None):
-        return _run_updates(runner_state, n_updates, default_params if env_params is None else env_params)
-
-    return init, run_updates
+    return one_update
 
 
 def make_train(config: PPOConfig, env: Environment, env_params: Any = None
