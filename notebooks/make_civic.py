@@ -37,7 +37,7 @@ CELLS = [
         "plt.ylabel('mean episode return'); plt.title('PPO (DRL-GCP) training'); plt.show()"),
     new_markdown_cell("## DRL-GCP against the baselines (same requests for every policy)"),
     new_code_cell(
-        "names = ['Random', 'Average', 'Max', 'Avg-GCP', 'Max-GCP', 'Random-GCP']\n"
+        "names = ['Random', 'Average', 'Max', 'Avg-GCP', 'Max-GCP', 'Random-GCP', 'Myopic-GCP']\n"
         "pols = [make_baseline(n, env) for n in names] + [drl_policy(env, params, agent, net)]\n"
         "names.append('DRL-GCP')\n"
         "m = jax.tree.map(np.asarray, make_evaluator(env, pols)(jax.random.split(jax.random.PRNGKey(1), 32), params))\n"
@@ -48,6 +48,17 @@ CELLS = [
         "          f\"{m['served_clients'][i].mean():8.0f} {m['total_cost'][i].mean():7.1f} {m['episode_return'][i].mean():7.1f}\")\n"
         "plt.bar(names, m['fulfillment_requests_pct'].mean(axis=1)); plt.xticks(rotation=30)\n"
         "plt.ylabel('fulfilled / requests (%)'); plt.show()"),
+    new_markdown_cell(
+        "Myopic-GCP (Myopic-Optimal's allocation with the pool) reads each Head's SLA accuracy "
+        "$\\varepsilon_h$, which the spec's observation does not contain: with so little training "
+        "it earns the highest return here. `CivicEnv(observe_sla=True)` (CLI `--observe-sla`) adds "
+        "$\\varepsilon_h$, scaled to 0..1, after the request indicators; the dynamics are the same "
+        "(docs/civic.md, \"Claims and our numbers\")."),
+    new_code_cell(
+        "env_sla = CivicEnv(n_msps=2, heads_per_msp=1, horizon=30, cooperative=True, observe_sla=True)\n"
+        "obs, state = env_sla.reset(jax.random.PRNGKey(2), env_sla.default_params)\n"
+        "print('observation size', env.obs_size, '->', env_sla.obs_size)\n"
+        "print('SLA accuracy per Head', np.asarray(state.eps))"),
 ]
 
 
