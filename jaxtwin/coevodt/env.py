@@ -263,6 +263,10 @@ class CoEvoEnv(Environment[EnvState, EnvParams]):
         state = initial_state(key, params)
         return observation(state, self.episode_len), state
 
+    def check_action(self, action) -> None:
+        """:func:`check_action`: ``step`` runs it on a concrete action before its compiled call."""
+        check_action(action)
+
     def step_env(self, key, state, action, params):
         """Raw transition; rejects concrete bad actions, projects traced ones."""
         check_action(action)
