@@ -39,6 +39,7 @@ def test_civic_sweep_matches_per_point_evaluation_and_plots(tmp_path, capsys):
             assert r["total_cost"] == float(m["total_cost"][p, r["seed"]])
     record = json.loads((out / "study.json").read_text())
     assert record["groups"][0]["chunks"] == 2 and record["groups"][0]["compilations"] == 1
+    assert record["metric_labels"]["gini"] == "Gini of served requests"   # `jaxtwin plot`'s axis label
     summary = artifacts.read_table(out / "summary.csv")
     assert {"completion_pct_mean", "completion_pct_std", "completion_pct_ci95", "n_seeds"} <= set(summary[0])
     assert (out / "episode_return_vs_budget_factor.png").exists()

@@ -222,6 +222,7 @@ def run(study: Study, adapter: Adapter, out_dir: str | Path | None = None, *, ov
         artifacts.write_json(out / RECORD, dict(study=study, points=len(points), seconds=time.perf_counter() - t_start,
                                                 devices=study.devices, policy_label=adapter.policy_label,
                                                 count_column=count_column(adapter),
+                                                metric_labels=dict(getattr(adapter, "metric_labels", {})),
                                                 **record))
         study_plots.default_figures(out, study, adapter, summary)
     return rows, summary

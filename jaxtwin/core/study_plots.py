@@ -67,14 +67,17 @@ def heatmap_figure(path: Path, summary: Sequence[Mapping], x: str, y: str, metri
     ncols = min(len(pols), 4)
     nrows = -(-len(pols) // ncols)
     with styled(nrows, ncols, figsize=(3.6 * ncols + 1.2, 3.2 * nrows + 0.6), squeeze=False) as (fig, axes):
-        for ax, pol in zip(axes.ravel(), pols):
+        for k, (ax, pol) in enumerate(zip(axes.ravel(), pols)):
             im = ax.imshow(grids[pol], origin="lower", aspect="auto", vmin=vmin, vmax=vmax, cmap="viridis")
             ax.set_title(pol, fontsize=9)
             ax.set_xticks(range(len(xs)), [_tick(v) for v in xs],
                           rotation=45 if len(xs) > 6 else 0, fontsize=7)
-            ax.set_yticks(range(len(ys)), [_tick(v) for v in ys], fontsize=7)
+            # the panels share the y grid: its ticks and label only on the first column, so
+            # the inner panels' tick labels do not crowd the gaps between panels
+            ax.set_yticks(range(len(ys)), [_tick(v) for v in ys] if k % ncols == 0 else [], fontsize=7)
             ax.set_xlabel(x)
-            ax.set_ylabel(y)
+            if k % ncols == 0:
+                ax.set_ylabel(y)
             ax.grid(False)
             if len(xs) * len(ys) <= 64:  # small grids: the value in each cell, readable in print
                 mid = (vmin + vmax) / 2
@@ -143,11 +146,12 @@ def plot_study(out_dir: str | Path, x: str, metric: str, *, y: str | None = None
     if other:
         raise ConfigError(f"axes {', '.join(other)} also vary: fix them with --where FIELD=VALUE")
     target = Path(path) if path else out / (f"{metric}_{x}_{y}.png" if y else f"{metric}_vs_{x}.png")
-    title = f"{record['study']['system']}: {metric}" + (f" ({', '.join(f'{k}={v}' for k, v in where.items())})"
-                                                         if where else "")
+    label = record.get("metric_labels", {}).get(metric, metric)   # the name with its unit, as the study drew it
+    title = f"{record['study']['system']}: {label}" + (f" ({', '.join(f'{k}={v}' for k, v in where.items())})"
+                                                        if where else "")
     if y is None:
-        line_figure(target, summary, x, metric, policy_col, ylabel=metric, title=title,
+        line_figure(target, summary, x, metric, policy_col, ylabel=label, title=title,
                     count_col=record.get("count_column", "n_seeds"))
     else:
-        heatmap_figure(target, summary, x, y, metric, policy_col, label=metric, title=title)
+        heatmap_figure(target, summary, x, y, metric, policy_col, label=label, title=title)
     return target
