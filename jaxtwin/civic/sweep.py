@@ -31,12 +31,14 @@ import numpy as np
 
 from jaxtwin.core import sharding
 from jaxtwin.core.config import ConfigError
+from jaxtwin.core.memory import Need
 from jaxtwin.core.study import AxisField, REPLICATE_MARK
 from jaxtwin.civic.agents import AgentConfig, train_agents
 from jaxtwin.civic.baselines import BASELINE_NAMES, from_actor, make_baseline
 from jaxtwin.civic.env import CivicEnv, EnvParams, validate_params
 from jaxtwin.civic.evaluate import METRIC_NAMES, check_policies, episode_metrics, policy_metrics, run_episode
 from jaxtwin.civic.model import ModelConstants
+from jaxtwin.civic.sizes import evaluation_bytes, ppo_bytes
 from jaxtwin.learn import ppo
 
 SHAPE_FIELDS = {
@@ -88,7 +90,8 @@ class Runner:
 
     metrics = METRIC_NAMES
 
-    def __init__(self, shape: Mapping[str, Any], policies: tuple[str, ...], devices: int):
+    def __init__(self, shape: Mapping[str, Any], policies: tuple[str, ...], n_seeds: int, devices: int):
+        self.n_seeds, self.devices = n_seeds, devices
         self.env = CivicEnv(shape["n_msps"], shape["heads_per_msp"], shape["horizon"],
                             cooperative=shape["cooperative"], observe_sla=shape["observe_sla"])
         agent_name = AGENTS[self.env.cooperative]
@@ -114,6 +117,21 @@ class Runner:
             return episode_metrics(state, ret)
         over_seeds = jax.vmap(one, in_axes=(None, None, 0))
         return jax.jit(jax.vmap(jax.vmap(over_seeds, in_axes=(0, None, None)), in_axes=(0, 0, None)))
+
+    def needs(self, chunk: int) -> list[Need]:
+        """Peak bytes of this group's programs for ``chunk`` points (engine: checked before any work)."""
+        env = self.env
+        lanes = chunk * self.n_seeds   # every policy x seed of the chunk's points in one call
+        out = [Need(evaluation_bytes(env.n_heads, self.policies, lanes, self.devices),
+                    f"civic sweep: the evaluation of {chunk} points x {self.n_seeds} seeds x "
+                    f"{len(self.policies)} policies", "--chunk or --seeds")]
+        if self.n_train:
+            learners = chunk * self.n_train
+            out.append(Need(learners * ppo_bytes(env.n_msps, env.heads_per_msp, env.cooperative, self.agent,
+                                                 env.observe_sla),
+                            f"civic sweep: one PPO update of {learners} vmapped learners ({chunk} points x "
+                            f"{self.n_train} training seeds)", "--chunk, train_seeds or agent.num_envs"))
+        return out
 
     def params(self, values: Mapping[str, Any]) -> EnvParams:
         """The env's defaults with ``values``, checked (``ConfigError`` names the field)."""
@@ -169,7 +187,7 @@ class CivicAdapter:
 
     def group(self, shape, fixed_params, policies, n_seeds, devices) -> Runner:
         """The runner of one (n_msps, heads, horizon, cooperative) group."""
-        return Runner(shape, policies, devices)
+        return Runner(shape, policies, n_seeds, devices)
 
 
 ADAPTER = CivicAdapter()

@@ -30,6 +30,7 @@ import numpy as np
 
 from jaxtwin.core import artifacts, study_plots
 from jaxtwin.core.config import record_config
+from jaxtwin.core.memory import require_all_fit
 from jaxtwin.core.progress import progress_bar
 from jaxtwin.core.stats import t_ci_halfwidth
 from jaxtwin.core.study import (REPLICATE_MARK, Adapter, GroupRunner, Study, expand, group_policies, shape_of,
@@ -173,13 +174,15 @@ def run(study: Study, adapter: Adapter, out_dir: str | Path | None = None, *, ov
     unless ``overwrite``)."""
     out = Path(out_dir) if out_dir is not None else None
     study, points, groups = plan(study, adapter)   # a bad value fails before the folder is claimed
+    plans = [(g, *_chunks(len(g.points), study.chunk)) for g in groups]
+    # a chunk that cannot fit is refused before any work (runners that estimate their size)
+    require_all_fit([need for g, _, size in plans if hasattr(g.runner, "needs") for need in g.runner.needs(size)])
     if out is not None:
         # the validated declaration: "0.5" typed on the command line and 0.5 in Python are one study
         record_config(out, study, overwrite=overwrite)   # claims the folder before any work
         if (out / RESULTS).exists() and (out / SUMMARY).exists() and not overwrite:
             return artifacts.read_table(out / RESULTS), artifacts.read_table(out / SUMMARY)
     keys = adapter.keys(study.seed, study.seeds)
-    plans = [(g, *_chunks(len(g.points), study.chunk)) for g in groups]
     total = sum(len(c) for _, c, _ in plans)
     parts = [out / PARTS / f"g{gi:03d}_c{ci:04d}.csv" for gi, (_, cs, _) in enumerate(plans)
              for ci in range(len(cs))] if out is not None else []

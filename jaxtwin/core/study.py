@@ -65,6 +65,10 @@ class GroupRunner(Protocol):
     def __call__(self, stacked_params: Any, keys: Any) -> Mapping[str, Any]:
         """Metrics ``[point, policy, seed]`` for params stacked over points."""
 
+    # Optional: ``needs(chunk) -> list[jaxtwin.core.memory.Need]``, the peak bytes of the
+    # group's programs for ``chunk`` points; the engine refuses a study that cannot fit
+    # before any work.
+
 
 class Adapter(Protocol):
     """What the engine needs of a system (one small module per system)."""

@@ -67,3 +67,22 @@ def test_evaluation_estimate_follows_xla_memory_analysis():
     xla = xla_bytes(run.lower(keys, env.default_params).compile())
     est = evaluation_bytes(2, ("Myopic-Optimal",), 64, devices=1)
     assert 1.0 < est / xla < 1.3, (est, xla)
+
+
+HUGE_PPO_GRID = [a for kv in zip(HUGE_PPO[::2], HUGE_PPO[1::2])
+                 for a in ("--grid", f"{kv[0][2:].replace('-', '_')}={kv[1]}")]   # the same agent, as study axes
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["--grid", "threshold=0.8,0.9", "--seeds", "10000000", "--policies", "Myopic-GCP"], "--chunk or --seeds"),
+    (["--grid", "threshold=0.8,0.9", "--policies", "DRL-GCP", *HUGE_PPO_GRID], "--chunk, train_seeds or agent.num_envs"),
+])
+def test_sweep_refuses_a_chunk_that_cannot_fit(tmp_path, capsys, argv, option):
+    """The engine asks each group's runner for its chunk's size before claiming the folder."""
+    out = tmp_path / "sweep"
+    assert main(["sweep", "civic", *argv, "--no-progress", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in captured.err + captured.out, captured
+    assert err.startswith("error: civic sweep: ") and err.endswith(f"; lower {option}"), err
+    assert not out.exists() or not any(out.rglob("*"))   # nothing written, the folder not claimed
