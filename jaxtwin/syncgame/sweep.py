@@ -24,12 +24,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxtwin.core.memory import Need, lanes_per_device
 from jaxtwin.core.study import AxisField
 from jaxtwin.syncgame.checks import REST_POINT_TOL
 from jaxtwin.syncgame.collocation import CollocationOptions, solve_nash_collocation
 from jaxtwin.syncgame.params import call_float64, default_params, validate_params
 from jaxtwin.syncgame.results import Result
 from jaxtwin.syncgame.replicator import replicator_field, replicator_rest_point
+from jaxtwin.syncgame.sizes import collocation_bytes, stackelberg_collocation_bytes, static_bytes
 from jaxtwin.syncgame.stackelberg import split_roles
 from jaxtwin.syncgame.stackelberg_collocation import stackelberg_collocation
 from jaxtwin.syncgame.static import static_stackelberg
@@ -103,6 +105,15 @@ class Runner:
         per = [f"{k}_vsp{i + 1}" for k in ("payoff", "u_plateau", "y_rest", "u_constant") for i in range(self.m)]
         self.metrics = ("payoff_total", *per[:self.m], "residual", "converged", "iterations",
                         *per[self.m:], "rest_residual")
+
+    def needs(self, chunk: int) -> list[Need]:
+        """Peak bytes of each scheme's program on ``chunk`` points (engine: checked before any work)."""
+        one = {"nash": collocation_bytes(self.m, self.n_grid),
+               "stackelberg": stackelberg_collocation_bytes(self.m, len(self.leaders), self.n_grid),
+               "static": static_bytes(self.m, self.n_grid)}
+        lanes = lanes_per_device(chunk, self.devices)
+        return [Need(lanes * one[s], f"syncgame sweep: the {s} solves of {chunk} points ({self.m} VSPs, "
+                     f"{self.n_grid} nodes)", "--chunk or n_grid") for s in self.policies]
 
     def params(self, values: Mapping[str, Any]):
         """The spec defaults for ``n_vsp`` VSPs with ``values``, checked (``ConfigError`` names the field)."""

@@ -48,3 +48,19 @@ def test_sweep_estimate_follows_xla_memory_analysis():
     with jax.enable_x64(True):
         xla = jax.jit(lambda p: solve_nash(p, opts)).lower(as_float64(params)).compile().memory_analysis()
     assert 0.8 < nash_sweep_bytes(params, opts) / xla.temp_size_in_bytes < 1.3
+
+
+def test_sweep_refuses_a_chunk_that_cannot_fit(tmp_path, capsys):
+    """A sync-game study's runner estimates each scheme's chunk: 4 VSPs on 1e6 nodes is refused
+    before the folder is claimed, naming the option."""
+    from jaxtwin.cli import main
+
+    out = tmp_path / "sweep"
+    argv = ["sweep", "syncgame", "--grid", "r=0.05,0.1", "--set", "n_vsp=4", "--set", "n_grid=1000000",
+            "--no-progress", "--out", str(out)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in captured.err + captured.out, captured
+    assert err.startswith("error: syncgame sweep: the ") and err.endswith("; lower --chunk or n_grid"), err
+    assert not out.exists() or not any(out.rglob("*"))
