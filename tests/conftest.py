@@ -11,19 +11,25 @@ import jax
 import pytest
 
 # Compiling is most of the suite's time, and many tests compile the same programs again
-# (each CLI call builds its programs anew; subprocesses and notebook kernels start cold).
-# Each test process (each xdist worker) therefore keeps JAX's persistent compilation cache
-# in a fresh folder of its own, removed at exit: a hit is the same executable (the key
-# covers program, options, devices and versions), so no result changes, and nothing is
-# written under ~/.cache. One folder per process: the subprocesses and kernels a test
-# starts share it only while that test waits, so no two processes write it at once (JAX
-# locks the folder only with a size limit, which needs the filelock package). Tests that
-# check the cache itself give their own folder.
-_XLA_CACHE = tempfile.mkdtemp(prefix="jaxtwin-tests-xla-")
-atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
+# (each CLI call builds its programs anew; subprocesses, notebook kernels and the other
+# xdist worker start cold). All test processes therefore share one persistent compilation
+# cache in a fresh folder, made by the first process to load this file (pytest's main
+# process; the xdist workers and every subprocess inherit the variable) and removed when it
+# exits: a hit is the same executable (the key covers program, options, devices and
+# versions), so no result changes, and nothing is written under ~/.cache. JAX writes an
+# entry in place, so a size limit is set: with one, JAX takes a file lock (the filelock
+# package) around every read and write, and no process reads an entry being written.
+# Tests that check the cache itself give their own folder.
+_SHARED = "JAXTWIN_TEST_XLA_CACHE"
+if not os.environ.get(_SHARED):
+    os.environ[_SHARED] = tempfile.mkdtemp(prefix="jaxtwin-tests-xla-")
+    atexit.register(shutil.rmtree, os.environ[_SHARED], ignore_errors=True)
+_XLA_CACHE = os.environ[_SHARED]
 os.environ["JAXTWIN_CACHE_DIR"] = _XLA_CACHE          # the CLI, also in subprocesses
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE  # library calls in subprocesses, kernels
+os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(8 << 30)   # on: the lock (also in subprocesses)
 jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)   # library calls in this process
+jax.config.update("jax_compilation_cache_max_size", 8 << 30)
 
 ROOT = Path(__file__).resolve().parents[1]
 

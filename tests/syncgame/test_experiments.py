@@ -87,6 +87,7 @@ def test_plateau_mean_is_the_window_average_whatever_the_nodes():
         np.testing.assert_allclose(plateau_mean(ts, batch, 50.0, axis=1), [[51, -25], [153, -75]], rtol=1e-12)
 
 
+@pytest.mark.slow   # ~60 s; the default run checks the same at solver level (test_collocation.py::test_agrees_with_sweep_solver)
 def test_trajectories_by_collocation_agree_with_the_sweep_solver_to_its_grid_error():
     """The 2-VSP trajectories as `trajectories` computes them (collocation, 201 graded nodes)
     against the sweep solver (`--solver pmp`) on 51 and 101 nodes.
