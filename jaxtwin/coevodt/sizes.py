@@ -108,7 +108,7 @@ def run_terms(cfg, mode: str) -> dict[str, list[tuple[str, float]]]:
     return {"setup": setup + carry, "group": group + carry + carry, "finish": finish + params_only}
 
 
-def _need(terms: list[tuple[str, float]], lanes: int, what: str, lane_option: str) -> Need:
+def program_need(terms: list[tuple[str, float]], lanes: int, what: str, lane_option: str) -> Need:
     """``lanes`` x the terms' sum, naming the options of the largest term and ``lane_option``."""
     top = max(terms, key=lambda t: t[1])[0]
     return Need(lanes * sum(b for _, b in terms), what, f"{top} (or {lane_option})")
@@ -119,13 +119,13 @@ def run_needs(cfg) -> list[Need]:
     compile, and the sensitivity sweep when it is on."""
     runs = lanes_per_device(cfg.runs, cfg.devices)
     per = "" if runs == cfg.runs else " per device"
-    needs = [_need(terms, runs, f"coevodt {mode}: the {program} program of {runs} runs{per}", "--runs")
+    needs = [program_need(terms, runs, f"coevodt {mode}: the {program} program of {runs} runs{per}", "--runs")
              for mode in cfg.modes() for program, terms in run_terms(cfg, mode).items()]
     if cfg.sensitivity:
         n = SENSITIVITY_SCENARIOS * cfg.sensitivity_runs
         lanes = lanes_per_device(n, cfg.devices)
         whole = [t for terms in run_terms(cfg, cfg.sensitivity_mode).values() for t in terms]
-        needs.append(_need(whole, lanes, f"coevodt sensitivity: {lanes} whole runs ({SENSITIVITY_SCENARIOS} "
+        needs.append(program_need(whole, lanes, f"coevodt sensitivity: {lanes} whole runs ({SENSITIVITY_SCENARIOS} "
                                          f"scenarios x {cfg.sensitivity_runs}){'' if lanes == n else ' per device'}",
                            "--sensitivity-runs"))
     return needs
@@ -136,4 +136,4 @@ def require_run_fits(cfg) -> None:
     require_all_fit(run_needs(cfg))
 
 
-__all__ = ["lstm_params", "policy_params", "require_run_fits", "run_needs", "run_terms"]
+__all__ = ["lstm_params", "policy_params", "program_need", "require_run_fits", "run_needs", "run_terms"]

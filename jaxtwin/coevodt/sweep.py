@@ -20,9 +20,11 @@ import jax
 import jax.numpy as jnp
 
 from jaxtwin.core import sharding
+from jaxtwin.core.memory import Need, lanes_per_device
 from jaxtwin.core.study import AxisField
 from jaxtwin.coevodt.env import EnvParams, validate_params
 from jaxtwin.coevodt.protocol import MODES, Protocol, ProtocolConfig
+from jaxtwin.coevodt.sizes import program_need, run_terms
 
 METRICS = ("baseline_qoe", "baseline_latency", "baseline_cost", "trained_qoe", "trained_latency",
            "trained_cost", "converged")
@@ -50,14 +52,22 @@ class Runner:
 
     metrics = METRICS
 
-    def __init__(self, shape: Mapping[str, Any], modes: tuple[str, ...], devices: int):
-        self.policies = modes
+    def __init__(self, shape: Mapping[str, Any], modes: tuple[str, ...], n_runs: int, devices: int):
+        self.policies, self.n_runs, self.devices = modes, n_runs, devices
         self.cfg = ProtocolConfig(**shape)   # ConfigError names a bad protocol field
         self._calls = []
         for mode in modes:
             run = jax.vmap(jax.vmap(Protocol(self.cfg, mode).run, in_axes=(0, None)), in_axes=(None, 0))
             call = jax.jit(lambda p, k, run=run: self._metrics(run(k, p)))
             self._calls.append(sharding.sharded_call(call, devices, in_axes=(0, None)))
+
+    def needs(self, chunk: int) -> list[Need]:
+        """Peak bytes of each mode's programs for ``chunk`` points x runs (``coevodt.sizes``;
+        the engine checks them before any work)."""
+        lanes = lanes_per_device(chunk * self.n_runs, self.devices)
+        return [program_need(terms, lanes, f"coevodt sweep: the {mode} {program} program of {chunk} points x "
+                                           f"{self.n_runs} runs", "--chunk or --seeds")
+                for mode in self.policies for program, terms in run_terms(self.cfg, mode).items()]
 
     @staticmethod
     def _metrics(res) -> dict[str, jax.Array]:
@@ -106,7 +116,7 @@ class CoEvoDTAdapter:
 
     def group(self, shape, fixed_params, policies, n_seeds, devices) -> Runner:
         """The runner of one protocol-config group."""
-        return Runner(shape, policies, devices)
+        return Runner(shape, policies, n_seeds, devices)
 
 
 ADAPTER = CoEvoDTAdapter()

@@ -54,3 +54,20 @@ def test_estimates_follow_xla_memory_analysis():
         est = cfg.runs * sum(b for _, b in terms[name])
         xla = xla_bytes(program.lower(*args).compile())
         assert 0.9 < est / xla < 1.3, (name, est, xla)
+
+
+def test_sweep_refuses_a_chunk_that_cannot_fit(tmp_path, capsys):
+    """A Co-EvoDT study's runner estimates each mode's programs for its chunk's points x runs:
+    1e6 baseline episodes of 1000 steps per run is refused before the folder is claimed."""
+    from jaxtwin.cli import main
+
+    out = tmp_path / "sweep"
+    argv = ["sweep", "coevodt", "--grid", "alpha_i=0.04,0.12", "--set", "baseline_episodes=1000000",
+            "--set", "episode_len=1000", "--no-progress", "--out", str(out)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in captured.err + captured.out, captured
+    assert err.startswith("error: coevodt sweep: the NoPred setup program of 2 points x 5 runs"), err
+    assert err.endswith("(or --chunk or --seeds)"), err
+    assert not out.exists() or not any(out.rglob("*"))
