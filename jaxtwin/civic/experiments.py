@@ -66,6 +66,12 @@ def _key(cfg: CivicConfig, *ints: int) -> jax.Array:
     return key
 
 
+def _point_seed_keys(cfg: CivicConfig, n_points: int, *ints: int) -> jax.Array:
+    """Keys of ``n_points`` x ``train_seeds`` learners (point-major): point ``j``'s seeds are
+    ``split(_key(cfg, *ints, j), train_seeds)``, the keys it would get trained alone."""
+    return jnp.concatenate([jax.random.split(_key(cfg, *ints, j), cfg.train_seeds) for j in range(n_points)])
+
+
 def _agent(out: Path, name: str, env, params, cfg, key, progress, overwrite):
     """``cfg.train_seeds`` learners of one scenario, trained vmapped (cached under agents/<name>)."""
     return train_agents(env, params, cfg.agent, jax.random.split(key, cfg.train_seeds), out / "agents" / name,
@@ -128,8 +134,7 @@ def coop_trainings(cfg: CivicConfig) -> dict[int, list[tuple[str, CivicEnv, list
             env = scenario_env(cfg, M, T_max, coop)
             points = [_padded_params(env, cfg, T, unbalanced_budgets=not coop)
                       for T in cfg.horizons for _ in range(L)]
-            keys = jnp.concatenate([jax.random.split(_key(cfg, 2 if coop else 1, i, j), L)
-                                    for j in range(len(cfg.horizons))])
+            keys = _point_seed_keys(cfg, len(cfg.horizons), 2 if coop else 1, i)
             out[M].append((tag, env, points, keys))
     return out
 
@@ -200,8 +205,7 @@ def noncoop_trainings(cfg: CivicConfig) -> list[tuple[int, CivicEnv, list[EnvPar
         env = scenario_env(cfg, M, N_max, False)
         points = [scenario_params(env, cfg, p_req=1.0, episode_steps=N, T_ref=float(N))
                   for N in cfg.noncoop_requests for _ in range(L)]
-        keys = jnp.concatenate([jax.random.split(_key(cfg, 11, i, j), L)
-                                for j in range(len(cfg.noncoop_requests))])
+        keys = _point_seed_keys(cfg, len(cfg.noncoop_requests), 11, i)
         out.append((M, env, points, keys))
     return out
 
