@@ -160,11 +160,9 @@ def test_compilation_cache_is_written_then_reused(tmp_path):
     env = dict(os.environ, JAXTWIN_CACHE_DIR=str(cache), JAX_PLATFORMS="cpu",
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")  # store every program: no threshold effects
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    argv = ["coevodt", "--mode", "NoPred", "--runs", "2", "--episodes", "10", "--evolve-freq", "5",
-            "--forecast.online-every", "5", "--pop-size", "3", "--tournament-k", "2", "--n-replace", "1",
-            "--baseline-episodes", "10", "--eval-episodes", "3", "--eval-per-member", "1",
-            "--convergence-window", "5", "--episode-len", "12", "--forecast.window", "4",
-            "--bootstrap-resamples", "200", "--no-progress"]
+    # a cheap command (static Stackelberg solves, a few programs) that still writes CSVs
+    argv = ["sweep", "syncgame", "--grid", "r=0.05,0.1", "--set", "n_vsp=2", "--set", "n_grid=21",
+            "--policies", "static", "--no-progress"]
     entries = []
     for out in ("a", "b"):
         r = subprocess.run([sys.executable, "-m", "jaxtwin", *argv, "--out", str(tmp_path / out)],
