@@ -56,16 +56,3 @@ def run_notebook(tmp_path):
         return nb
 
     return _run
-
-
-@pytest.hookimpl(tryfirst=True)   # before xdist's own hook reads the marks
-def pytest_collection_modifyitems(config, items):
-    """The tests of a module that use one of its module-scoped fixtures share an xdist worker
-    (``--dist loadgroup``): such a fixture (a whole tiny experiment, a batch of solves) is then
-    built once, not once on every worker that draws one of its tests. The module's other
-    tests are still spread over the workers."""
-    for item in items:
-        defs = getattr(item, "_fixtureinfo", None)
-        defs = defs.name2fixturedefs.values() if defs is not None else ()
-        if any(d[-1].scope == "module" for d in defs):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
