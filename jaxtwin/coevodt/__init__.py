@@ -20,7 +20,8 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     # protocol and experiment
     "MODES": ".protocol", "Protocol": ".protocol", "ProtocolConfig": ".protocol", "convergence": ".protocol",
     "CoEvoDTConfig": ".experiments", "train_mode": ".experiments", "run": ".experiments",
-    "sensitivity_scenarios": ".experiments",
+    "sensitivity_scenarios": ".sensitivity", "sensitivity_study": ".sensitivity",
+    "run_sensitivity": ".sensitivity",
     # views for existing JAX RL code (gymnax single controller, JaxMARL)
     "single_controller": ".views", "as_jaxmarl": ".views",
 })

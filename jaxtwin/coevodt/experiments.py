@@ -5,7 +5,8 @@ bootstrap CIs, the three-mode ablation, an optional +-30% sensitivity sweep on
 the action coefficients, and the figures.
 
 Layout under ``out_dir``: ``config.json``, ``ablation.csv``, optional
-``sensitivity.csv``/``sensitivity.png``, and per mode ``<MODE>/``:
+``sensitivity.csv``/``sensitivity.png`` with the study engine's files of that
+sweep under ``sensitivity/`` (:mod:`jaxtwin.coevodt.sensitivity`), and per mode ``<MODE>/``:
 
 - ``summary_run{r}.csv``: ``scenario,qoe_mean,qoe_std,latency_mean,latency_std,cost_mean,cost_std``
   (rows ``baseline``, ``trained``; std over episodes of the per-episode means);
@@ -56,7 +57,6 @@ AGGREGATE_COLUMNS = ("metric", "baseline_mean", "baseline_std", "trained_mean", 
                      "relative_change_pct", "converged_runs", "n_runs")
 ABLATION_COLUMNS = ("a", "b", "metric", "mean_a", "std_a", "mean_b", "std_b", "diff_mean",
                     "diff_ci_low", "diff_ci_high", "t", "p_value", "relative_change_pct", "n_runs")
-SENSITIVITY_PARAMS = ("alpha_p", "alpha_i", "alpha_u")
 
 
 @dataclass(frozen=True)
@@ -328,40 +328,6 @@ def write_ablation(cfg: CoEvoDTConfig, out_dir: Path, modes: tuple[str, ...]) ->
     return artifacts.write_csv(out_dir / "ablation.csv", rows, ABLATION_COLUMNS)
 
 
-def sensitivity_scenarios(cfg: CoEvoDTConfig) -> list[tuple[str, float, EnvParams]]:
-    """Nominal plus each of alpha_p, alpha_i, alpha_u scaled by ``1 -+ delta``."""
-    out = [("nominal", 1.0, cfg.env)]
-    for name in SENSITIVITY_PARAMS:
-        for factor in (1 - cfg.sensitivity_delta, 1 + cfg.sensitivity_delta):
-            out.append((name, factor, cfg.env.replace(**{name: getattr(cfg.env, name) * factor})))
-    return out
-
-
-def run_sensitivity(cfg: CoEvoDTConfig, out_dir: Path) -> Path:
-    """Train ``sensitivity_mode`` under every scenario: one program vmapped over (scenario, run)."""
-    scen = sensitivity_scenarios(cfg)
-    n_s, n_r = len(scen), cfg.sensitivity_runs
-    params = jax.tree.map(lambda *xs: jnp.repeat(jnp.asarray(xs, jnp.float32), n_r, axis=0),
-                          *[s[2] for s in scen])
-    keys = jnp.tile(run_keys(cfg, n_r), n_s)
-    proto = Protocol(cfg.protocol(), cfg.sensitivity_mode)
-    res = sharding.sharded_call(jax.jit(jax.vmap(proto.run)), cfg.devices)(keys, params)
-    rows = []
-    for k, (name, factor, p) in enumerate(scen):
-        sl = slice(k * n_r, (k + 1) * n_r)
-        row = dict(parameter=name, factor=factor,
-                   value=float(getattr(p, name)) if name != "nominal" else float("nan"), runs=n_r)
-        for s in ("baseline", "trained"):
-            for m in METRICS:
-                per_run = np.asarray(res[s][m][sl]).mean(1)
-                row[f"{s}_{m}_mean"] = float(per_run.mean())
-                row[f"{s}_{m}_std"] = float(per_run.std(ddof=1)) if n_r > 1 else 0.0
-        rows.append(row)
-    path = artifacts.write_csv(out_dir / "sensitivity.csv", rows)
-    figures.sensitivity(out_dir / "sensitivity.png", cfg, [(n, f) for n, f, _ in scen], rows, METRICS)
-    return path
-
-
 def run(config: CoEvoDTConfig, out_dir, *, overwrite: bool = False, progress: bool = True) -> dict:
     """Run every requested mode (skipping finished ones unless ``overwrite``) and write all artifacts.
 
@@ -394,5 +360,6 @@ def run(config: CoEvoDTConfig, out_dir, *, overwrite: bool = False, progress: bo
         _mode_files(config, out_dir / m, m))))
     if config.sensitivity and (overwrite or not artifacts.all_exist(
             [out_dir / "sensitivity.csv", out_dir / "sensitivity.png"])):
-        run_sensitivity(config, out_dir)
+        from jaxtwin.coevodt.sensitivity import run_sensitivity   # imports this module
+        run_sensitivity(config, out_dir, overwrite=overwrite, progress=progress)
     return results

@@ -78,9 +78,9 @@ def greedy_episode(path: Path, cfg, trace: dict, mode: str) -> None:
 
 def sensitivity(path: Path, cfg, scenarios: list[tuple[str, float]], rows: list[dict],
                 metrics: tuple[str, ...]) -> None:
-    """Trained metrics (mean +- std over runs) of every sensitivity scenario."""
+    """Trained metrics (mean and 95% CI over runs) of every sensitivity scenario."""
     labels = ["nominal"] + [f"{n} x{f:.2f}" for n, f in scenarios[1:]]
     bar_plot(path, labels,
-             {m: ([r[f"trained_{m}_mean"] for r in rows], [r[f"trained_{m}_std"] for r in rows]) for m in metrics},
-             ylabel="trained metric (mean over runs)", err_label=f"±1 std across {cfg.runs} runs",
+             {m: ([r[f"trained_{m}_mean"] for r in rows], [r[f"trained_{m}_ci95"] for r in rows]) for m in metrics},
+             ylabel="trained metric (mean over runs)", err_label=f"95% CI across {cfg.sensitivity_runs} runs",
              title=f"Co-EvoDT {cfg.sensitivity_mode}: sensitivity to ±{cfg.sensitivity_delta:.0%} action coefficients")

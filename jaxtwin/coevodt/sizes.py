@@ -43,7 +43,7 @@ BASELINE_STEP = 9      # floats per baseline step besides the observation (unifo
 EVAL_STEP = 36         # floats per greedy/scoring step besides the observation (measured 41 with 5)
 TRAIN_STEP = 9         # floats per scoring step of training besides the observation
 LSTM_COPIES = 4        # parameters, gradients and Adam moments held by a fit
-SENSITIVITY_SCENARIOS = 7   # nominal and -+delta on alpha_p, alpha_i, alpha_u (experiments.sensitivity_scenarios)
+SENSITIVITY_SCENARIOS = 7   # nominal and -+delta on alpha_p, alpha_i, alpha_u (sensitivity.sensitivity_scenarios)
 
 
 def policy_params(obs_dim: int, hidden: tuple[int, ...]) -> int:

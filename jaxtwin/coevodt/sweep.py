@@ -5,8 +5,11 @@ champions' greedy evaluation) at every point x run, for each forecast mode.
 Fields of :class:`~jaxtwin.coevodt.env.EnvParams` are leaves of the params
 vmapped over points (one program per mode for the whole grid); scalar fields of
 :class:`~jaxtwin.coevodt.protocol.ProtocolConfig` (``episodes``,
-``episode_len``, ``pop_size``, ``policy_lr``, ...) fix the program, so each
-value is its own group. The modes (``NoPred``, ``PretrainOnly``, ``Online``)
+``episode_len``, ``pop_size``, ``policy_lr``, ...) and of its forecaster
+(``forecast.epochs``, ``forecast.procedure``, ...) fix the program, so each
+value is its own group. :data:`ADAPTER` starts from the spec's defaults;
+``CoEvoDTAdapter(protocol, env, prng_impl)`` from an experiment's (how
+``jaxtwin coevodt --sensitivity`` runs its study). The modes (``NoPred``, ``PretrainOnly``, ``Online``)
 are the study's policies; a run is a seed (run ``r`` uses key ``seed + r``, as
 ``jaxtwin coevodt``). Metrics per run: the baseline's and the trained
 champions' mean QoE, latency and cost over their episodes, and ``converged``.
@@ -14,7 +17,8 @@ champions' mean QoE, latency and cost over their episodes, and ``converged``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+import typing
+from typing import Any, Literal, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -29,22 +33,37 @@ from jaxtwin.coevodt.sizes import program_need, run_terms
 METRICS = ("baseline_qoe", "baseline_latency", "baseline_cost", "trained_qoe", "trained_latency",
            "trained_cost", "converged")
 PRNG_IMPL = "unsafe_rbg"
+FORECAST = "forecast."
 
 
-def _fields() -> dict[str, AxisField]:
+def _scalar_fields(config, prefix: str = "") -> dict[str, AxisField]:
+    """Shape fields for the int, float and choice fields of a config dataclass (``prefix``: nested)."""
+    out, hints = {}, typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        v, name = getattr(config, f.name), prefix + f.name
+        choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is Literal else ()
+        if isinstance(v, (int, float, str)) and not isinstance(v, bool):
+            out[name] = AxisField(name, type(v), v, "shape", f.metadata.get("help", ""), choices)
+    return out
+
+
+def _fields(env: EnvParams, proto: ProtocolConfig) -> dict[str, AxisField]:
     out = {}
-    env, proto = EnvParams(), ProtocolConfig()
     for f in dataclasses.fields(EnvParams):
         v = getattr(env, f.name)
         if isinstance(v, tuple):   # per-agent weights: a study sets every agent's
             out[f.name] = AxisField(f.name, float, float(v[0]), help="every agent's " + f.metadata.get("help", ""))
         else:
             out[f.name] = AxisField(f.name, float, float(v), help=f.metadata.get("help", ""))
-    for f in dataclasses.fields(ProtocolConfig):
-        v = getattr(proto, f.name)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[f.name] = AxisField(f.name, type(v), v, "shape", f.metadata.get("help", ""))
-    return out
+    return {**out, **_scalar_fields(proto), **_scalar_fields(proto.forecast, FORECAST)}
+
+
+def protocol_config(base: ProtocolConfig, shape: Mapping[str, Any]) -> ProtocolConfig:
+    """``base`` with a group's shape fields (``forecast.<name>`` into its forecaster config);
+    ``ConfigError`` names a bad value."""
+    top = {k: v for k, v in shape.items() if not k.startswith(FORECAST)}
+    forecast = {k[len(FORECAST):]: v for k, v in shape.items() if k.startswith(FORECAST)}
+    return dataclasses.replace(base, **top, forecast=dataclasses.replace(base.forecast, **forecast))
 
 
 class Runner:
@@ -52,9 +71,10 @@ class Runner:
 
     metrics = METRICS
 
-    def __init__(self, shape: Mapping[str, Any], modes: tuple[str, ...], n_runs: int, devices: int):
-        self.policies, self.n_runs, self.devices = modes, n_runs, devices
-        self.cfg = ProtocolConfig(**shape)   # ConfigError names a bad protocol field
+    def __init__(self, shape: Mapping[str, Any], modes: tuple[str, ...], n_runs: int, devices: int,
+                 base: ProtocolConfig, env: EnvParams):
+        self.policies, self.n_runs, self.devices, self.env = modes, n_runs, devices, env
+        self.cfg = protocol_config(base, shape)
         self._calls = []
         for mode in modes:
             run = jax.vmap(jax.vmap(Protocol(self.cfg, mode).run, in_axes=(0, None)), in_axes=(None, 0))
@@ -77,7 +97,7 @@ class Runner:
 
     def params(self, values: Mapping[str, Any]) -> EnvParams:
         """The spec's env params with ``values``, checked (``ConfigError`` names the field)."""
-        base = EnvParams()
+        base = self.env
         values = {k: (v,) * len(getattr(base, k)) if isinstance(getattr(base, k), tuple) else v
                   for k, v in values.items()}
         return validate_params(base.replace(**values))
@@ -99,8 +119,11 @@ class CoEvoDTAdapter:
     metric_labels = {"trained_qoe": "trained QoE (mean per step)", "trained_latency": "trained latency (mean per step)",
                      "trained_cost": "trained cost (mean per step)"}
 
-    def __init__(self):
-        self.fields = _fields()
+    def __init__(self, protocol: ProtocolConfig | None = None, env: EnvParams | None = None,
+                 prng_impl: str = PRNG_IMPL):
+        self.protocol, self.env = protocol or ProtocolConfig(), env or EnvParams()
+        self.prng_impl = prng_impl
+        self.fields = _fields(self.env, self.protocol)
 
     def policies(self, shape: Mapping[str, Any]) -> tuple[str, ...]:
         """The three forecast modes."""
@@ -112,11 +135,11 @@ class CoEvoDTAdapter:
 
     def keys(self, seed: int, n: int) -> jax.Array:
         """Run ``r``'s key from ``seed + r`` (as ``jaxtwin coevodt``)."""
-        return jnp.stack([jax.random.key(seed + r, impl=PRNG_IMPL) for r in range(n)])
+        return jnp.stack([jax.random.key(seed + r, impl=self.prng_impl) for r in range(n)])
 
     def group(self, shape, fixed_params, policies, n_seeds, devices) -> Runner:
         """The runner of one protocol-config group."""
-        return Runner(shape, policies, n_seeds, devices)
+        return Runner(shape, policies, n_seeds, devices, self.protocol, self.env)
 
 
 ADAPTER = CoEvoDTAdapter()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ class AxisField:
     default: Any
     kind: str = "param"
     help: str = ""
+    choices: tuple = ()   # a str field's valid values
 
 
 class GroupRunner(Protocol):
@@ -178,6 +180,11 @@ def _coerce(field_: AxisField, value: Any, where: str) -> Any:
                 return int(value)
             except ValueError:
                 pass
+    elif tp is str:
+        if isinstance(value, str) and (not field_.choices or value in field_.choices):
+            return value
+        if isinstance(value, str):
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, field_.choices))}")
     elif tp is float:
         if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
             return float(value)
@@ -278,6 +285,21 @@ def parse_assignment(text: str, option: str) -> tuple[str, str]:
 _STUDY_KEYS = ("system", "axes", "zipped", "fixed", "policies", "seeds", "seed", "chunk", "log")
 
 
+_RANGE_KEYS = {"lo", "hi", "n", "log"}
+
+
+def _flat(table: Mapping[str, Any], *, ranges: bool) -> dict[str, Any]:
+    """``{"agent": {"lr": v}}`` (TOML's reading of ``agent.lr = v``) as ``{"agent.lr": v}``;
+    in ``axes`` a table of range keys is a range, not a nesting."""
+    out = {}
+    for name, v in table.items():
+        if isinstance(v, Mapping) and not (ranges and set(v) & _RANGE_KEYS):
+            out.update({f"{name}.{k}": x for k, x in _flat(v, ranges=ranges).items()})
+        else:
+            out[name] = v
+    return out
+
+
 def study_from_mapping(data: Mapping[str, Any], where: str) -> Study:
     """A :class:`Study` from a parsed TOML/JSON mapping (see the module doc)."""
     unknown = sorted(set(data) - set(_STUDY_KEYS))
@@ -287,9 +309,9 @@ def study_from_mapping(data: Mapping[str, Any], where: str) -> Study:
         raise ConfigError(f"{where}: missing `system`")
     log = set(data.get("log", ()))
     axes = []
-    for name, spec in dict(data.get("axes", {})).items():
+    for name, spec in _flat(data.get("axes", {}), ranges=True).items():
         if isinstance(spec, Mapping):
-            extra = sorted(set(spec) - {"lo", "hi", "n", "log"})
+            extra = sorted(set(spec) - _RANGE_KEYS)
             if extra or not {"lo", "hi", "n"} <= set(spec):
                 raise ConfigError(f"{where}: axes.{name} must be a list or {{lo, hi, n[, log]}}")
             axes.append((name, _range(name, spec["lo"], spec["hi"], spec["n"],
@@ -301,7 +323,7 @@ def study_from_mapping(data: Mapping[str, Any], where: str) -> Study:
     try:
         return Study(system=str(data["system"]), axes=tuple(axes),
                      zipped=tuple(tuple(g) for g in data.get("zipped", ())),
-                     fixed=tuple(dict(data.get("fixed", {})).items()),
+                     fixed=tuple(_flat(data.get("fixed", {}), ranges=False).items()),
                      policies=tuple(data.get("policies", ())), seeds=data.get("seeds", 0),
                      seed=data.get("seed", 0), chunk=data.get("chunk", 0))
     except ConfigError as err:
@@ -332,13 +354,18 @@ def _toml_value(v: Any) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _toml_key(name: str) -> str:
+    """A bare key where TOML allows one; ``"agent.lr"`` quoted (bare, TOML would nest it)."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else _toml_value(name)
+
+
 def study_toml(study: Study) -> str:
     """The declaration as TOML text that :func:`load_study` reads back to an equal study."""
     lines = [f"system = {_toml_value(study.system)}", f"seeds = {study.seeds}", f"seed = {study.seed}",
              f"chunk = {study.chunk}", f"policies = {_toml_value(list(study.policies))}",
              f"zipped = {_toml_value([list(g) for g in study.zipped])}", "", "[axes]"]
-    lines += [f"{n} = {_toml_value(list(v))}" for n, v in study.axes]
-    lines += ["", "[fixed]"] + [f"{n} = {_toml_value(v)}" for n, v in study.fixed]
+    lines += [f"{_toml_key(n)} = {_toml_value(list(v))}" for n, v in study.axes]
+    lines += ["", "[fixed]"] + [f"{_toml_key(n)} = {_toml_value(v)}" for n, v in study.fixed]
     return "\n".join(lines) + "\n"
 
 

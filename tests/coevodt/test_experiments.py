@@ -10,8 +10,8 @@ import pytest
 from jaxtwin.cli import main
 from jaxtwin.core.artifacts import read_csv
 from jaxtwin.core.config import ConfigError
-from jaxtwin.coevodt.experiments import (ABLATION_COLUMNS, AGGREGATE_COLUMNS, SUMMARY_COLUMNS, CoEvoDTConfig,
-                                         sensitivity_scenarios)
+from jaxtwin.coevodt.experiments import ABLATION_COLUMNS, AGGREGATE_COLUMNS, SUMMARY_COLUMNS, CoEvoDTConfig
+from jaxtwin.coevodt.sensitivity import sensitivity_adapter, sensitivity_scenarios, sensitivity_study
 from tests.golden.cases import CASES
 from tests.golden.regenerate import run_case
 from tests.test_golden_outputs import GOLDEN, compare_tables
@@ -111,6 +111,35 @@ def test_config_file_and_sensitivity_scenarios(tmp_path):
     assert values[("alpha_i", 0.7)] == pytest.approx(0.07) and values[("alpha_p", 1.3)] == pytest.approx(0.065)
 
 
+def test_sensitivity_is_a_study_declaration_of_the_experiment(tmp_path):
+    """The +-delta sweep is one zipped study (7 scenarios, one shape group) on the engine; its
+    fixed values are exactly where the experiment departs from the spec, and the
+    experiment's adapter builds each scenario's params and protocol (nothing compiles here)."""
+    from jaxtwin.core import engine
+    from jaxtwin.core.study import load_study, study_toml
+    from jaxtwin.coevodt.forecast import ForecastConfig
+
+    cfg = CoEvoDTConfig(runs=2, episodes=10, evolve_freq=5, pop_size=3, tournament_k=2, n_replace=1,
+                        episode_len=12, convergence_window=5, forecast=ForecastConfig(online_every=5, epochs=1),
+                        env=CoEvoDTConfig().env.replace(load_gain=0.4), sensitivity_runs=3,
+                        sensitivity_mode="NoPred", seed=7)
+    study = sensitivity_study(cfg)
+    assert study.zipped == (("alpha_p", "alpha_i", "alpha_u"),) and study.policies == ("NoPred",)
+    assert (study.seeds, study.seed) == (3, 7)
+    assert dict(study.fixed) == {"load_gain": 0.4, "episodes": 10, "evolve_freq": 5, "pop_size": 3,
+                                 "tournament_k": 2, "n_replace": 1, "episode_len": 12, "convergence_window": 5,
+                                 "forecast.online_every": 5, "forecast.epochs": 1}
+    _, points, groups = engine.plan(study, sensitivity_adapter(cfg))
+    assert len(points) == 7 and len(groups) == 1
+    runner = groups[0].runner
+    assert runner.cfg == cfg.protocol()
+    for (name, factor, p), params in zip(sensitivity_scenarios(cfg), groups[0].params):
+        assert params == p, (name, factor)
+    path = tmp_path / "s.toml"
+    path.write_text(study_toml(study))
+    assert load_study(path) == study
+
+
 def test_notebook_runs(run_notebook):
     nb = run_notebook("coevodt.ipynb")
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
@@ -161,6 +190,11 @@ def test_resume_from_checkpoint_matches_uninterrupted(tiny_run, tmp_path, monkey
 
 @pytest.mark.slow
 def test_sensitivity_sweep_writes_csv_and_png(tmp_path):
+    """The sweep through the CLI: the engine's files under sensitivity/; every scenario's runs
+    those of the protocol run for that scenario alone with the runs' keys (common random
+    numbers across scenarios: with rbg keys a vmapped batch draws its bits from its first
+    key, so the flat scenario x run batch used before gave each scenario other draws), and
+    sensitivity.csv's means, stds and CIs exactly those of the runs in results.csv."""
     assert main(["coevodt", "--mode", "NoPred", "--sensitivity", "--sensitivity-runs", "2",
                  "--sensitivity-mode", "NoPred", "--out", str(tmp_path), *TINY]) == 0
     rows = read_csv(tmp_path / "sensitivity.csv")
@@ -168,9 +202,32 @@ def test_sensitivity_sweep_writes_csv_and_png(tmp_path):
         ("nominal", 1.0), ("alpha_p", 0.7), ("alpha_p", 1.3), ("alpha_i", 0.7), ("alpha_i", 1.3),
         ("alpha_u", 0.7), ("alpha_u", 1.3)]
     assert (tmp_path / "sensitivity.png").exists()
+    for name in ("results.csv", "summary.csv", "study.json", "study.toml"):
+        assert (tmp_path / "sensitivity" / name).exists(), name
     # alpha_i scales the infra action: a weaker action leaves random-policy latency higher
     base = {(r["parameter"], round(float(r["factor"]), 2)): float(r["baseline_latency_mean"]) for r in rows}
     assert base[("alpha_i", 0.7)] > base[("alpha_i", 1.3)]
+
+    from jaxtwin.core.stats import t_ci_halfwidth
+    from jaxtwin.coevodt.experiments import run_keys
+    from jaxtwin.coevodt.protocol import Protocol
+
+    from jaxtwin.coevodt.forecast import ForecastConfig
+    cfg = CoEvoDTConfig(runs=2, episodes=10, evolve_freq=5, pop_size=3, tournament_k=2, n_replace=1,   # TINY
+                        baseline_episodes=10, eval_episodes=3, eval_per_member=1, convergence_window=5,
+                        episode_len=12, forecast=ForecastConfig(online_every=5, window=4, epochs=1))
+    per_point = read_csv(tmp_path / "sensitivity" / "results.csv")
+    alone = jax.jit(jax.vmap(Protocol(cfg.protocol(), "NoPred").run, in_axes=(0, None)))
+    for k, (_, _, params) in enumerate(sensitivity_scenarios(cfg)):
+        res = alone(run_keys(cfg, 2), params)   # the scenario's runs on their own
+        runs = [r for r in per_point if int(r["point"]) == k]
+        assert [int(r["run"]) for r in runs] == [0, 1]
+        for s in ("baseline", "trained"):
+            for m in ("qoe", "latency", "cost"):
+                per_run = np.asarray([float(r[f"{s}_{m}"]) for r in runs])
+                np.testing.assert_allclose(per_run, np.asarray(res[s][m]).mean(1), rtol=1e-6, err_msg=f"{k} {s} {m}")
+                got = [float(rows[k][f"{s}_{m}_{stat}"]) for stat in ("mean", "std", "ci95")]
+                assert got == [per_run.mean(), per_run.std(ddof=1), t_ci_halfwidth(per_run)], (k, s, m)
 
 
 def test_rerun_with_other_options_is_refused_before_any_work(tiny_run, capsys):

@@ -18,7 +18,8 @@ class FieldsOnly:
     default_seeds = 4
     plot_metrics = ()
     fields = {"a": AxisField("a", float, 1.0), "b": AxisField("b", float, 0.0),
-              "flag": AxisField("flag", bool, False), "n": AxisField("n", int, 2, "shape")}
+              "flag": AxisField("flag", bool, False), "n": AxisField("n", int, 2, "shape"),
+              "opt.kind": AxisField("opt.kind", str, "v2", "shape", choices=("v1", "v2"))}
 
     def policies(self, shape):
         return ("x", "y", "z") if shape["n"] > 1 else ("x",)
@@ -61,6 +62,11 @@ def test_validate_coerces_types_and_names_bad_fields():
         validate(Study("toy", (("a", ("x",)),)), FieldsOnly())
     with pytest.raises(ConfigError, match=r"study fixed value flag: 3 is not a valid bool"):
         validate(Study("toy", fixed=(("flag", 3),)), FieldsOnly())
+    assert validate(Study("toy", (("opt.kind", ("v1",)),)), FieldsOnly()).axes == (("opt.kind", ("v1",)),)
+    with pytest.raises(ConfigError, match=r"study axis opt.kind: 'v3' is not one of 'v1', 'v2'"):
+        validate(Study("toy", (("opt.kind", ("v3",)),)), FieldsOnly())
+    with pytest.raises(ConfigError, match=r"study fixed value opt.kind: 2 is not a valid str"):
+        validate(Study("toy", fixed=(("opt.kind", 2),)), FieldsOnly())
 
 
 def test_policies_all_default_and_invalid():
@@ -100,11 +106,12 @@ _values = st.one_of(st.integers(-5, 5), st.floats(-1e3, 1e3, allow_nan=False), s
 
 
 @settings(max_examples=40, deadline=None)
-@given(axes=st.dictionaries(st.sampled_from(["a", "b", "n", "flag"]), st.lists(_values, min_size=1, max_size=4),
+@given(axes=st.dictionaries(st.sampled_from(["a", "b", "n", "flag", "agent.lr", "x.y.z"]), st.lists(_values, min_size=1, max_size=4),
                             min_size=0, max_size=3),
        seeds=st.integers(0, 100), policies=st.lists(st.sampled_from(["x", "y", "all"]), max_size=2))
 def test_toml_round_trip(tmp_path_factory, axes, seeds, policies):
-    s = Study("toy", tuple((k, tuple(v)) for k, v in axes.items()), fixed=(("c", 1.5),), policies=tuple(policies),
+    s = Study("toy", tuple((k, tuple(v)) for k, v in axes.items()), fixed=(("c", 1.5), ("agent.num_envs", 8)),
+              policies=tuple(policies),
               seeds=seeds, seed=3, chunk=2)
     path = tmp_path_factory.mktemp("toml") / "s.toml"
     path.write_text(study_toml(s))
@@ -124,6 +131,11 @@ def test_study_file_errors(tmp_path):
         load_study(bad)
     with pytest.raises(ConfigError, match="No such file"):
         load_study(tmp_path / "missing.toml")
+    dotted = tmp_path / "d.toml"   # TOML reads `agent.lr = ...` as a nested table: flattened back
+    dotted.write_text("system = 'toy'\n[axes]\nagent.lr = [1, 2]\nagent.span = {lo = 0, hi = 1, n = 3}\n"
+                      "[fixed]\nagent.num_envs = 4\n")
+    assert load_study(dotted) == Study("toy", (("agent.lr", (1, 2)), ("agent.span", (0.0, 0.5, 1.0))),
+                                       fixed=(("agent.num_envs", 4),))
     ranged = tmp_path / "r.toml"
     ranged.write_text("system = 'toy'\n[axes]\na = {lo = 1, hi = 100, n = 3, log = true}\n")
     assert load_study(ranged).axes == (("a", (1.0, 10.0, 100.0)),)
