@@ -14,10 +14,14 @@ from jaxtwin.core.stats import t_ci_halfwidth
 CI_LABEL = "95% CI (baselines: over episodes; DRL: over training seeds)"
 
 
+def _msps(m: int) -> str:
+    return f"{m} MSP" if m == 1 else f"{m} MSPs"
+
+
 def coop(out: Path, cfg, summary: list[dict], curves: dict, policies: tuple[str, ...]) -> None:
     """Per horizon, one bar chart per metric (MSP counts x policies); DRL-GCP training returns."""
     for T in cfg.horizons:
-        cats = [f"{M} MSPs" for M in cfg.msps]
+        cats = [_msps(M) for M in cfg.msps]
         for metric, label in (("completion_pct", "completion (%)"),
                               ("served_clients", "served clients"),
                               ("fulfillment_requests_pct", "fulfilled / requests (%)"),
@@ -66,7 +70,7 @@ def noncoop(out: Path, cfg, summary: list[dict], curves: dict, policies: tuple[s
             rs = [next(r for r in summary if r["n_msps"] == M and r["requests_per_head"] == N and r["policy"] == pol)
                   for M in cfg.noncoop_msps]
             groups[pol] = ([r["mean_immersion_mean"] for r in rs], [r["mean_immersion_ci95"] for r in rs])
-        bar_plot(out / f"noncoop_immersion_N{N}.png", [f"{M} MSPs" for M in cfg.noncoop_msps], groups,
+        bar_plot(out / f"noncoop_immersion_N{N}.png", [_msps(M) for M in cfg.noncoop_msps], groups,
                  ylabel="mean immersion of served requests",
                  title=f"CIVIC non-cooperative: immersion by MSP count (N_m = {N} requests per Head)",
                  err_label=CI_LABEL)

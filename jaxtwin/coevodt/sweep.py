@@ -17,6 +17,7 @@ champions' mean QoE, latency and cost over their episodes, and ``converged``.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from typing import Any, Literal, Mapping
 
@@ -34,6 +35,12 @@ METRICS = ("baseline_qoe", "baseline_latency", "baseline_cost", "trained_qoe", "
            "trained_cost", "converged")
 PRNG_IMPL = "unsafe_rbg"
 FORECAST = "forecast."
+_SET_OPTION = re.compile(r"--((?:forecast\.)?[a-z][a-z0-9-]*)")
+
+
+def _as_field(match: re.Match) -> str:
+    name = match.group(1).replace("-", "_")
+    return match.group(0) if name in ("chunk", "seeds") else name
 
 
 def _scalar_fields(config, prefix: str = "") -> dict[str, AxisField]:
@@ -85,9 +92,11 @@ class Runner:
         """Peak bytes of each mode's programs for ``chunk`` points x runs (``coevodt.sizes``;
         the engine checks them before any work)."""
         lanes = lanes_per_device(chunk * self.n_runs, self.devices)
-        return [program_need(terms, lanes, f"coevodt sweep: the {mode} {program} program of {chunk} points x "
-                                           f"{self.n_runs} runs", "--chunk or --seeds")
-                for mode in self.policies for program, terms in run_terms(self.cfg, mode).items()]
+        needs = [program_need(terms, lanes, f"coevodt sweep: the {mode} {program} program of {chunk} points x "
+                                            f"{self.n_runs} runs", "--chunk or --seeds")
+                 for mode in self.policies for program, terms in run_terms(self.cfg, mode).items()]
+        # a study sets these as fields (`--set baseline_episodes=...`), not as jaxtwin coevodt's options
+        return [n._replace(option=_SET_OPTION.sub(_as_field, n.option)) for n in needs]
 
     @staticmethod
     def _metrics(res) -> dict[str, jax.Array]:

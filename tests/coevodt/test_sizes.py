@@ -69,5 +69,6 @@ def test_sweep_refuses_a_chunk_that_cannot_fit(tmp_path, capsys):
     err = captured.err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in captured.err + captured.out, captured
     assert err.startswith("error: coevodt sweep: the NoPred setup program of 2 points x 5 runs"), err
-    assert err.endswith("(or --chunk or --seeds)"), err
+    # named as the study's fields, as the command set them (not `--baseline-episodes`)
+    assert err.endswith("lower baseline_episodes or episode_len (or --chunk or --seeds)"), err
     assert not out.exists() or not any(out.rglob("*"))
