@@ -9,9 +9,10 @@ vmapped over points (one program per mode for the whole grid); scalar fields of
 (``forecast.epochs``, ``forecast.procedure``, ...) fix the program, so each
 value is its own group. :data:`ADAPTER` starts from the spec's defaults;
 ``CoEvoDTAdapter(protocol, env, prng_impl)`` from an experiment's (how
-``jaxtwin coevodt --sensitivity`` runs its study). The modes (``NoPred``, ``PretrainOnly``, ``Online``)
-are the study's policies; a run is a seed (run ``r`` uses key ``seed + r``, as
-``jaxtwin coevodt``). Metrics per run: the baseline's and the trained
+``jaxtwin coevodt --sensitivity`` runs its study). The modes (``NoPred``,
+``PretrainOnly``, ``Online``) are the study's policies; a run is a seed (run
+``r`` uses key ``seed + r``, as ``jaxtwin coevodt``; every point gets the same
+runs' draws: common random numbers). Metrics per run: the baseline's and the trained
 champions' mean QoE, latency and cost over their episodes, and ``converged``.
 """
 from __future__ import annotations

@@ -307,6 +307,9 @@ def study_from_mapping(data: Mapping[str, Any], where: str) -> Study:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(_STUDY_KEYS)}")
     if "system" not in data:
         raise ConfigError(f"{where}: missing `system`")
+    for key in ("axes", "fixed"):
+        if not isinstance(data.get(key, {}), Mapping):
+            raise ConfigError(f"{where}: `{key}` must be a table of field = value(s), not {data[key]!r}")
     log = set(data.get("log", ()))
     axes = []
     for name, spec in _flat(data.get("axes", {}), ranges=True).items():

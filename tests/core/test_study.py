@@ -131,6 +131,9 @@ def test_study_file_errors(tmp_path):
         load_study(bad)
     with pytest.raises(ConfigError, match="No such file"):
         load_study(tmp_path / "missing.toml")
+    bad.write_text("system = 'toy'\naxes = [1, 2]\n")
+    with pytest.raises(ConfigError, match=r"`axes` must be a table"):
+        load_study(bad)
     dotted = tmp_path / "d.toml"   # TOML reads `agent.lr = ...` as a nested table: flattened back
     dotted.write_text("system = 'toy'\n[axes]\nagent.lr = [1, 2]\nagent.span = {lo = 0, hi = 1, n = 3}\n"
                       "[fixed]\nagent.num_envs = 4\n")
