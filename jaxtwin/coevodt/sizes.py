@@ -122,8 +122,9 @@ def run_needs(cfg) -> list[Need]:
     needs = [program_need(terms, runs, f"coevodt {mode}: the {program} program of {runs} runs{per}", "--runs")
              for mode in cfg.modes() for program, terms in run_terms(cfg, mode).items()]
     if cfg.sensitivity:
+        # the study engine shards the scenarios; each device holds all runs of its scenarios
         n = SENSITIVITY_SCENARIOS * cfg.sensitivity_runs
-        lanes = lanes_per_device(n, cfg.devices)
+        lanes = lanes_per_device(SENSITIVITY_SCENARIOS, cfg.devices) * cfg.sensitivity_runs
         whole = [t for terms in run_terms(cfg, cfg.sensitivity_mode).values() for t in terms]
         needs.append(program_need(whole, lanes, f"coevodt sensitivity: {lanes} whole runs ({SENSITIVITY_SCENARIOS} "
                                          f"scenarios x {cfg.sensitivity_runs}){'' if lanes == n else ' per device'}",

@@ -92,7 +92,7 @@ class Runner:
     def needs(self, chunk: int) -> list[Need]:
         """Peak bytes of each mode's programs for ``chunk`` points x runs (``coevodt.sizes``;
         the engine checks them before any work)."""
-        lanes = lanes_per_device(chunk * self.n_runs, self.devices)
+        lanes = lanes_per_device(chunk, self.devices) * self.n_runs   # points are sharded, runs are not
         needs = [program_need(terms, lanes, f"coevodt sweep: the {mode} {program} program of {chunk} points x "
                                             f"{self.n_runs} runs", "--chunk or --seeds")
                  for mode in self.policies for program, terms in run_terms(self.cfg, mode).items()]
