@@ -34,8 +34,13 @@ def track_writes(root: str | os.PathLike, manifest: str | os.PathLike) -> None:
 
 
 def written_since_claim(root: str | os.PathLike) -> list[Path]:
-    """The files written under ``root`` since it was last claimed, in order, each once."""
-    return list(dict.fromkeys(_WRITTEN.get(Path(root).resolve(), [])))
+    """The files written under ``root`` since it was last claimed, in order, each once
+    (with those of folders claimed inside it, such as an experiment's engine studies)."""
+    root = Path(root).resolve()
+    if root not in _WRITTEN:
+        return []
+    inner = [f for r, fs in _WRITTEN.items() if root in r.parents for f in fs]
+    return list(dict.fromkeys(_WRITTEN[root] + inner))
 
 
 def _record_write(path: Path) -> None:

@@ -87,10 +87,11 @@ def plan(study: Study, adapter: Adapter) -> tuple[Study, list[dict], list[Group]
     return study, points, list(groups.values())
 
 
-def _chunks(n: int, chunk: int) -> tuple[list[range], int]:
-    """Ranges of chunk points and the fixed chunk size (the last chunk is padded to it)."""
+def _chunks(n: int, chunk: int, pad_to: int = 0) -> tuple[list[range], int]:
+    """Ranges of chunk points and the fixed chunk size (the last chunk is padded to it;
+    every chunk to at least ``pad_to`` points)."""
     size = min(chunk or MAX_CHUNK, n)
-    return [range(s, min(s + size, n)) for s in range(0, n, size)], size
+    return [range(s, min(s + size, n)) for s in range(0, n, size)], max(size, pad_to)
 
 
 def _stack(params: Sequence[Any], size: int):
@@ -168,13 +169,15 @@ def _write_table(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def run(study: Study, adapter: Adapter, out_dir: str | Path | None = None, *, overwrite: bool = False,
-        progress: bool = True) -> tuple[list[dict], list[dict]]:
+        progress: bool = True, pad_to: int = 0) -> tuple[list[dict], list[dict]]:
     """Run ``study``; returns ``(results_rows, summary_rows)``. With ``out_dir`` the files
     of the module doc are written (and a finished study there is read back, not rerun,
-    unless ``overwrite``)."""
+    unless ``overwrite``). ``pad_to``: compile every chunk for at least this many points
+    (padded as the last chunk is), so that several small studies share one program; the
+    results do not depend on it."""
     out = Path(out_dir) if out_dir is not None else None
     study, points, groups = plan(study, adapter)   # a bad value fails before the folder is claimed
-    plans = [(g, *_chunks(len(g.points), study.chunk)) for g in groups]
+    plans = [(g, *_chunks(len(g.points), study.chunk, pad_to)) for g in groups]
     # a chunk that cannot fit is refused before any work (runners that estimate their size)
     require_all_fit([need for g, _, size in plans if hasattr(g.runner, "needs") for need in g.runner.needs(size)])
     if out is not None:

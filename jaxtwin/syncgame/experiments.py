@@ -13,7 +13,10 @@ Outputs (tidy CSVs, one row per observation; PNGs; ``config.json``):
   y_rest, x_plateau, payoff, y_settle_time, residual, converged, iterations``;
   plateau = mean over ``t in [0.4T, 0.6T]``; ``y_rest`` = the replicator's rest
   point under the plateau controls; ``y_settle_time`` = first time after which
-  every share stays within 0.01 of its plateau; one PNG per study.
+  every share stays within 0.01 of its plateau; one PNG per study. Each study is
+  a declared study on the engine (:func:`sensitivity_study`), whose files
+  (``results.csv``, ``summary.csv``, ``study.toml``, plots) are under
+  ``sensitivity/<study>/``.
 * ``findings.csv``: the seed's directional findings, reproduced or not, with numbers
   (:mod:`jaxtwin.syncgame.findings`).
 * ``compare.csv``: ``scheme, vsp, role, payoff, residual`` for simultaneous,
@@ -21,7 +24,8 @@ Outputs (tidy CSVs, one row per observation; PNGs; ``config.json``):
 * ``summary.json``: residuals, convergence flags, timings (and ``warnings``).
 
 Every solve must converge (every grid point of a study), else the step raises
-:class:`~jaxtwin.core.errors.ResultError` and writes nothing, unless ``allow_unconverged``
+:class:`~jaxtwin.core.errors.ResultError` and writes none of its tables (a sensitivity
+study's engine record keeps its rows, marked ``converged`` False), unless ``allow_unconverged``
 keeps the results, marked (:mod:`jaxtwin.syncgame.checks`). Sizes that cannot fit in
 memory are refused before anything compiles (:mod:`jaxtwin.syncgame.sizes`).
 
@@ -39,21 +43,21 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxtwin.core import sharding
+from jaxtwin.core import engine, sharding
 from jaxtwin.core.artifacts import all_exist, write_csv, write_json
 from jaxtwin.core.progress import progress_bar
+from jaxtwin.core.study import Study
 from jaxtwin.core.config import ConfigError, record_config, require_choice, require_int, require_positive
-from jaxtwin.syncgame import figures
+from jaxtwin.syncgame import figures, sweep as syncgame_sweep
 from jaxtwin.syncgame.checks import REST_POINT_TOL, require_converged
 from jaxtwin.syncgame.collocation import CollocationOptions, nash_collocation
 from jaxtwin.syncgame.findings import write_findings
 from jaxtwin.syncgame.nash import nash_equilibrium
-from jaxtwin.syncgame.params import EXTRA_VSP_DELTAS, QUICK_COMPILE, call_float64, default_params, stack_params
-from jaxtwin.syncgame.pmp import SolverOptions, resolve_substeps
-from jaxtwin.syncgame.paths import plateau_mean, rest_point, rest_points, settle_time  # noqa: F401 (public here)
+from jaxtwin.syncgame.params import EXTRA_VSP_DELTAS, QUICK_COMPILE, call_float64, default_params
+from jaxtwin.syncgame.pmp import SolverOptions
+from jaxtwin.syncgame.paths import plateau_mean, rest_point, settle_time  # noqa: F401 (public here)
 from jaxtwin.syncgame.replicator import simulate_replicator
 from jaxtwin.syncgame.results import Result
 from jaxtwin.syncgame.sizes import require_steps_fit
@@ -201,7 +205,7 @@ def run_ess(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite: bool, p
     paths = np.asarray(call_float64(_replicator_paths, params, u_plateau, np.stack(starts), t_eval,
                                     check=False, compile_with=QUICK_COMPILE))
     labels = [float(s[0]) for s in starts[:-1]] + [-1.0]
-    rest_res = float(rest_res) if np.all(np.isfinite(rest)) and np.isfinite(rest_res) else np.inf
+    rest_res = float(rest_res)
     summary["ess"]["rest_point_residual"] = rest_res
     ok &= require_converged(cfg, summary, "ess", "the replicator rest point under the plateau controls (bisection)",
                             rest_res, rest_res <= REST_POINT_TOL, tol=REST_POINT_TOL, stale=(csv, png),
@@ -219,24 +223,11 @@ def run_ess(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite: bool, p
     figures.ess(png, np.asarray(t_eval), paths, labels, rest, u_plateau)
 
 
-# How each study moves the 4-VSP base: (params, value) -> params.
-_STUDY_UPDATES = {
-    "sigma": lambda p, v: p.replace(sigma=jnp.asarray(v, p.sigma.dtype)),
-    "delta_k": lambda p, v: p.replace(delta=p.delta.at[FOCAL].set(v)),
-    "r": lambda p, v: p.replace(r=jnp.asarray(v, p.r.dtype)),
-    "N": lambda p, v: p.replace(N=jnp.asarray(v, p.N.dtype)),
-    "p_k": lambda p, v: p.replace(p=p.p.at[FOCAL].set(v)),
-    "s": lambda p, v: p.replace(s=jnp.asarray(v, p.s.dtype)),
-    "w3": lambda p, v: p.replace(w=p.w.at[2].set(v)),
-}
-
-
 def study_params(name: str, values, T: float):
     """Params for one sensitivity study on the 4-VSP base, one per value."""
-    if name not in _STUDY_UPDATES:
-        raise ValueError(f"unknown study {name!r}; valid: {tuple(_STUDY_UPDATES)}")
-    base = default_params(4, T=T)
-    return [_STUDY_UPDATES[name](base, v) for v in values]
+    if name not in STUDIES:
+        raise ValueError(f"unknown study {name!r}; valid: {tuple(STUDIES)}")
+    return [syncgame_sweep.point_params(default_params(4, T=T), {name: v}) for v in values]
 
 
 def _grid(cfg: SyncGameConfig, name: str) -> tuple[float, ...]:
@@ -247,68 +238,68 @@ def _grid(cfg: SyncGameConfig, name: str) -> tuple[float, ...]:
     return vals
 
 
-def _solve_study(cfg: SyncGameConfig, name: str, pad: int):
-    """One study's grid (padded to ``pad`` points) in ONE vmapped solve:
-    ``(values, stacked params, solution, seconds)``."""
-    vals = _grid(cfg, name)
-    plist = study_params(name, vals, cfg.T)
-    plist = plist + [plist[-1]] * (pad - len(plist))   # one compilation for all studies
-    t0 = time.perf_counter()
-    stacked = stack_params(plist)
-    sol = _nash(stacked, cfg, cfg.sens_n_grid, batched=True)
-    return vals, stacked, sol, time.perf_counter() - t0
+def sensitivity_batch(cfg: SyncGameConfig) -> int:
+    """Points per compiled sensitivity solve: the longest grid of ANY study, so that every
+    study, alone or with others, runs the same program."""
+    return max(len(_grid(cfg, n)) for n in STUDIES)
 
 
-def _study_rows(name: str, vals, sol, u_plat, y_rest, rest_ok, T: float) -> list[dict]:
-    """One row per grid value and VSP (see the module doc for the columns)."""
-    ts = np.asarray(sol.ts[0])
-    rows = []
-    for j, v in enumerate(vals):
-        z = np.asarray(sol.states[j])
-        m = u_plat.shape[1]
-        z_plat = plateau_mean(ts, z, T)
-        y_plat = z_plat[m:]
-        settle = settle_time(ts, z[:, m:], y_plat)
-        for i in range(m):
-            rows.append(dict(study=name, value=v, vsp=i + 1, u_plateau=u_plat[j, i], y_plateau=y_plat[i],
-                             y_rest=y_rest[j, i], x_plateau=z_plat[i], payoff=float(sol.payoffs[j, i]),
-                             y_settle_time=settle,
-                             residual=float(sol.residual[j]), converged=bool(sol.converged[j] and rest_ok[j]),
-                             iterations=int(sol.iterations[j])))
-    return rows
+def sensitivity_study(cfg: SyncGameConfig, name: str) -> Study:
+    """Sensitivity study ``name`` as a declared study on the engine: its grid as the one
+    axis, the Nash scheme, and as ``fixed`` every field where ``cfg`` departs from the
+    sweep's defaults (horizon, nodes, solver settings), so its ``study.toml`` reruns it
+    under ``jaxtwin sweep syncgame --study``."""
+    mine = dict(T=cfg.T, n_grid=cfg.sens_n_grid, solver=cfg.solver, tol=cfg.tol, max_iter=cfg.max_iter,
+                linear_solver=cfg.linear_solver)
+    spec = syncgame_sweep.ADAPTER.fields
+    fixed = tuple((n, v) for n, v in mine.items() if v != spec[n].default)
+    return Study("syncgame", ((name, _grid(cfg, name)),), fixed=fixed, policies=("nash",), devices=cfg.devices)
+
+
+def _study_rows(name: str, results: list[dict], m: int) -> list[dict]:
+    """One row per grid value and VSP (see the module doc for the columns) from the engine's rows."""
+    return [dict(study=name, value=r[name], vsp=i + 1,
+                 **{k: r[f"{k}_vsp{i + 1}"] for k in ("u_plateau", "y_plateau", "y_rest", "x_plateau", "payoff")},
+                 y_settle_time=r["y_settle_time"], residual=r["residual"], converged=r["converged"],
+                 iterations=r["iterations"])
+            for r in results for i in range(m)]
+
+
+def _check_study(cfg: SyncGameConfig, summary: dict, name: str, results: list[dict], seconds: float,
+                 stale: tuple[Path, ...]) -> None:
+    """Record study ``name``'s residuals in ``summary``; every grid point's solve and rest
+    point must converge (:func:`~jaxtwin.syncgame.checks.require_converged`)."""
+    col = lambda k: np.asarray([r[k] for r in results])  # noqa: E731
+    solved, rest_res = col("solve_converged").astype(bool), col("rest_residual").astype(float)
+    summary.setdefault("sensitivity", {})[name] = dict(
+        max_residual=float(col("residual").max()), all_converged=bool(col("converged").all()),
+        unconverged_points=int((~solved).sum()), max_iterations=int(col("iterations").max()),
+        max_rest_point_residual=float(rest_res.max()), seconds=seconds, solver=cfg.solver)
+    labels = [f"{name}={r[name]:g}" for r in results]
+    require_converged(cfg, summary, "sensitivity", f"study {name}: the 4-VSP Nash solves "
+                      f"({cfg.solver_label(cfg.sens_n_grid)})", col("residual"), solved, tol=cfg.tol,
+                      result=col("result").astype(int), labels=labels, stale=stale)
+    require_converged(cfg, summary, "sensitivity", f"study {name}: the replicator rest points under the plateau "
+                      "controls (bisection)", rest_res, rest_res <= REST_POINT_TOL, tol=REST_POINT_TOL,
+                      labels=labels, stale=stale, fixed_iterations=True)
 
 
 def run_sensitivity(cfg: SyncGameConfig, out: Path, summary: dict, *, overwrite: bool, progress: bool) -> None:
-    """Each study: ONE vmapped, jitted Nash solve over its (padded) grid; every grid
-    point's solve and rest point must converge (:func:`~jaxtwin.syncgame.checks.require_converged`)."""
-    pad = max(len(_grid(cfg, n)) for n in cfg.studies)
+    """Each study the engine's study :func:`sensitivity_study` (its files under
+    ``sensitivity/<study>/``), all of them one compiled program (padded to
+    :func:`sensitivity_batch` points); then ``sensitivity_<study>.csv`` and ``.png`` from its rows."""
+    pad = sensitivity_batch(cfg)
     todo = [n for n in cfg.studies
             if overwrite or not all_exist([out / f"sensitivity_{n}.csv", out / f"sensitivity_{n}.png"])]
     t_all = time.perf_counter()
     bar = progress_bar(len(todo), "sensitivity", enabled=progress, unit="study")
     for name in todo:
         csv, png = out / f"sensitivity_{name}.csv", out / f"sensitivity_{name}.png"
-        vals, stacked, sol, secs = _solve_study(cfg, name, pad)
-        n = len(vals)
-        converged = np.asarray(sol.converged)[:n]
-        entry = summary.setdefault("sensitivity", {})[name] = dict(
-            max_residual=float(np.max(np.asarray(sol.residual)[:n])), all_converged=bool(np.all(converged)),
-            unconverged_points=int(np.sum(~converged)),
-            max_iterations=int(np.max(np.asarray(sol.iterations))), seconds=secs, solver=cfg.solver,
-            **({"substeps": resolve_substeps(stacked, cfg.options(cfg.sens_n_grid)).substeps}
-               if cfg.solver == "pmp" else {}))
-        labels, stale = [f"{name}={v:g}" for v in vals], (csv, png, out / "findings.csv")
-        require_converged(cfg, summary, "sensitivity", f"study {name}: the 4-VSP Nash solves "
-                          f"({cfg.solver_label(cfg.sens_n_grid)})", np.asarray(sol.residual)[:n], converged, tol=cfg.tol,
-                          result=np.asarray(sol.result)[:n], labels=labels, stale=stale)
-        u_plat = plateau_mean(np.asarray(sol.ts[0]), np.asarray(sol.controls), cfg.T, axis=1)
-        y_rest, rest_res = rest_points(stacked, u_plat)
-        entry["max_rest_point_residual"] = float(np.max(rest_res[:n]))
-        rest_ok = rest_res[:n] <= REST_POINT_TOL
-        require_converged(cfg, summary, "sensitivity", f"study {name}: the replicator rest points under the plateau "
-                          "controls (bisection)", rest_res[:n], rest_ok, tol=REST_POINT_TOL, labels=labels,
-                          stale=stale, fixed_iterations=True)
-        rows = _study_rows(name, vals, sol, u_plat, y_rest, rest_ok, cfg.T)
+        t0 = time.perf_counter()
+        results, _ = engine.run(sensitivity_study(cfg, name), syncgame_sweep.ADAPTER, out / "sensitivity" / name,
+                                overwrite=overwrite, progress=False, pad_to=pad)
+        _check_study(cfg, summary, name, results, time.perf_counter() - t0, (csv, png, out / "findings.csv"))
+        rows = _study_rows(name, results, 4)
         write_csv(csv, rows)
         figures.study(png, name, rows, FOCAL)
         bar.update(1)

@@ -99,10 +99,10 @@ def step_bytes(cfg, step: str) -> Need:
         what = max(sizes, key=sizes.get)
         return Need(sizes[what], f"syncgame compare: the {what} solve", options)
     if step == "sensitivity":
-        from jaxtwin.syncgame.experiments import _grid, study_params
+        from jaxtwin.syncgame.experiments import _grid, sensitivity_batch, study_params
 
         grids = {n: _grid(cfg, n) for n in cfg.studies}
-        points = max(len(g) for g in grids.values())
+        points = sensitivity_batch(cfg)
         per_device = lanes_per_device(points, cfg.devices)
         if cfg.solver == "collocation":
             one, options = collocation_bytes(4, cfg.sens_n_grid), "--sens-n-grid"

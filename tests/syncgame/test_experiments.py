@@ -87,6 +87,42 @@ def test_plateau_mean_is_the_window_average_whatever_the_nodes():
         np.testing.assert_allclose(plateau_mean(ts, batch, 50.0, axis=1), [[51, -25], [153, -75]], rtol=1e-12)
 
 
+def test_settle_time_by_hand():
+    import jax
+    import numpy as np
+
+    from jaxtwin.syncgame.paths import settle_time
+
+    ts = np.linspace(0.0, 10.0, 11)                          # window: t <= 6
+    y = np.stack([np.where(ts < 3, 0.5, 0.2), np.full(11, 0.8)], axis=1)
+    assert settle_time(ts, y, np.array([0.2, 0.8])) == 3.0  # within 0.01 from t = 3 on
+    assert settle_time(ts, y, np.array([0.5, 0.8])) != settle_time(ts, y, np.array([0.5, 0.8]))  # NaN: not by 0.6 T
+    assert settle_time(ts, y, np.array([0.205, 0.8])) == 3.0  # tol 0.01 is inclusive
+    assert settle_time(ts, np.full((11, 2), 0.3), np.array([0.3, 0.3])) == 0.0
+    with jax.enable_x64(True):                               # the same traced (the sweep's Nash metrics)
+        assert float(jax.jit(settle_time)(ts, y, np.array([0.2, 0.8]))) == 3.0
+
+
+def test_sensitivity_studies_share_one_program_and_rerun_as_sweeps(tmp_path):
+    """Each study is an engine study; a 6- and a 7-point grid run one compiled program
+    (padded), and a study's study.toml under `jaxtwin sweep` writes the same results.csv."""
+    from jaxtwin.core import engine
+    from jaxtwin.core.study import load_study
+    from jaxtwin.syncgame import sweep
+
+    out = tmp_path / "sg"
+    args = ["syncgame", "sensitivity", "--out", str(out), "--sens-n-grid", "21", "--T", "10", "--no-progress"]
+    assert main([*args, "--studies", "delta_k"]) == 0
+    before = engine.compilations()
+    assert main([*args, "--studies", "r"]) == 0
+    assert engine.compilations() == before
+    assert len(read_csv(out / "sensitivity_delta_k.csv")) == 7 * 4 and len(read_csv(out / "sensitivity_r.csv")) == 6 * 4
+    study = load_study(out / "sensitivity" / "r" / "study.toml")
+    assert dict(study.fixed) == {"T": 10.0, "n_grid": 21, "tol": 1e-8, "max_iter": 60}
+    engine.run(study, sweep.ADAPTER, tmp_path / "again", progress=False)
+    assert (tmp_path / "again" / "results.csv").read_bytes() == (out / "sensitivity" / "r" / "results.csv").read_bytes()
+
+
 @pytest.mark.slow   # ~60 s; the default run checks the same at solver level (test_collocation.py::test_agrees_with_sweep_solver)
 def test_trajectories_by_collocation_agree_with_the_sweep_solver_to_its_grid_error():
     """The 2-VSP trajectories as `trajectories` computes them (collocation, 201 graded nodes)
