@@ -63,6 +63,8 @@ class _Myopic:
     concrete params; under ``jit`` the table is traced and the evaluator checks).
     """
 
+    costly = True   # civic.evaluate.policy_metrics runs it as an episode program of its own
+
     def __init__(self, env: CivicEnv, params: EnvParams, donate: bool = False):
         self.env = env
         self.sizes = cm.grid_sizes(params.room_table)
