@@ -29,6 +29,8 @@ def track_writes(root: str | os.PathLike, manifest: str | os.PathLike) -> None:
     """From now on, list every file written under ``root`` (relative path, one per line)
     in ``manifest``."""
     root = Path(root).resolve()
+    for inner in [r for r in _TRACKED if root in r.parents]:   # claims inside an earlier claim of root
+        del _TRACKED[inner], _WRITTEN[inner]
     _TRACKED[root] = Path(manifest)
     _WRITTEN[root] = []
 
