@@ -17,7 +17,10 @@ deterministically on the baselines' episode keys. The training keys are the same
 every point (common random numbers across points, like the episodes). Its rows carry
 ``train_seed``; the summary's CIs for it are across trainings. The ``agent.*`` fields
 (:class:`~jaxtwin.civic.agents.AgentConfig`), ``train_seeds`` and ``observe_sla``
-are shape fields: each value its own program.
+are shape fields: each value its own program. With ``train_on = "base"`` the agent
+trains once per shape group, at the base scenario (the defaults with the study's
+``fixed`` values), and that one agent is evaluated at every point: the robustness of
+a trained agent across a grid (the withdraw experiment).
 """
 from __future__ import annotations
 
@@ -48,6 +51,9 @@ SHAPE_FIELDS = {
     "cooperative": AxisField("cooperative", bool, True, "shape", "GCP credit pool on"),
     "observe_sla": AxisField("observe_sla", bool, False, "shape", "trained agents observe the SLA accuracies"),
     "train_seeds": AxisField("train_seeds", int, 3, "shape", "PPO trainings per point (DRL, DRL-GCP)"),
+    "train_on": AxisField("train_on", str, "point", "shape", "where DRL/DRL-GCP train: at every point, or "
+                          "once per group at the base scenario (the study's fixed values) and evaluated at "
+                          "every point", ("point", "base")),
     **{f"agent.{f.name}": AxisField(f"agent.{f.name}", type(getattr(AgentConfig(), f.name)),
                                     getattr(AgentConfig(), f.name), "shape", f.metadata.get("help", ""))
        for f in dataclasses.fields(AgentConfig) if f.name != "chunks"},
@@ -90,7 +96,8 @@ class Runner:
 
     metrics = METRIC_NAMES
 
-    def __init__(self, shape: Mapping[str, Any], policies: tuple[str, ...], n_seeds: int, devices: int):
+    def __init__(self, shape: Mapping[str, Any], fixed_params: Mapping[str, Any], policies: tuple[str, ...],
+                 n_seeds: int, devices: int):
         self.n_seeds, self.devices = n_seeds, devices
         self.env = CivicEnv(shape["n_msps"], shape["heads_per_msp"], shape["horizon"],
                             cooperative=shape["cooperative"], observe_sla=shape["observe_sla"])
@@ -107,6 +114,8 @@ class Runner:
             self.agent = AgentConfig(chunks=1, **{k.split(".", 1)[1]: v for k, v in shape.items()
                                                   if k.startswith("agent.")})
             self._agent_call = sharding.sharded_call(self._agent_metrics(), devices, in_axes=(0, 0, None))
+        self.base = self.params(fixed_params) if self.n_train and shape["train_on"] == "base" else None
+        self._base_nets = None
 
     def _agent_metrics(self):
         """``metrics[point, learner, seed]`` of the deterministic trained actors, one jitted program."""
@@ -126,11 +135,12 @@ class Runner:
                     f"civic sweep: the evaluation of {chunk} points x {self.n_seeds} seeds x "
                     f"{len(self.policies)} policies", "--chunk or --seeds")]
         if self.n_train:
-            learners = chunk * self.n_train
+            learners = self.n_train if self.base is not None else chunk * self.n_train
             out.append(Need(learners * ppo_bytes(env.n_msps, env.heads_per_msp, env.cooperative, self.agent,
                                                  env.observe_sla),
-                            f"civic sweep: one PPO update of {learners} vmapped learners ({chunk} points x "
-                            f"{self.n_train} training seeds)", "--chunk, train_seeds or agent.num_envs"))
+                            f"civic sweep: one PPO update of {learners} vmapped learners "
+                            f"({1 if self.base is not None else chunk} points x {self.n_train} training seeds)",
+                            "--chunk, train_seeds or agent.num_envs"))
         return out
 
     def params(self, values: Mapping[str, Any]) -> EnvParams:
@@ -140,11 +150,16 @@ class Runner:
         return p
 
     def _train(self, stacked_params: EnvParams, keys: jax.Array):
-        """``train_seeds`` learners per point of the chunk, one vmapped training; nets ``[point, learner]``."""
+        """``train_seeds`` learners per point of the chunk, one vmapped training (with
+        ``train_on = "base"``: the base scenario's learners, trained once); nets ``[point, learner]``."""
         n, L = int(np.asarray(stacked_params.threshold).shape[0]), self.n_train
+        seed_keys = jax.random.split(jax.random.fold_in(keys[0], 7), L)   # the same at every point
+        if self.base is not None:
+            if self._base_nets is None:
+                self._base_nets, _ = train_agents(self.env, [self.base] * L, self.agent, seed_keys, progress=False)
+            return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), self._base_nets)
         points = [jax.tree.map(lambda x: x[i], stacked_params) for i in range(n) for _ in range(L)]
-        train_keys = jnp.tile(jax.random.split(jax.random.fold_in(keys[0], 7), L), (n, 1))
-        nets, _ = train_agents(self.env, points, self.agent, train_keys, progress=False)
+        nets, _ = train_agents(self.env, points, self.agent, jnp.tile(seed_keys, (n, 1)), progress=False)
         return jax.tree.map(lambda x: x.reshape((n, L) + x.shape[1:]), nets)
 
     def __call__(self, stacked_params: EnvParams, keys: jax.Array):
@@ -187,7 +202,7 @@ class CivicAdapter:
 
     def group(self, shape, fixed_params, policies, n_seeds, devices) -> Runner:
         """The runner of one (n_msps, heads, horizon, cooperative) group."""
-        return Runner(shape, policies, n_seeds, devices)
+        return Runner(shape, fixed_params, policies, n_seeds, devices)
 
 
 ADAPTER = CivicAdapter()

@@ -61,6 +61,36 @@ def test_rows_are_the_trainings_a_caller_would_run(swept):
             np.testing.assert_allclose([r["episode_return"] for r in mine], np.asarray(ret), rtol=1e-5)
 
 
+def test_train_on_base_trains_once_and_evaluates_that_agent_at_every_point(monkeypatch):
+    """``train_on = "base"``: one training, of the base scenario (the defaults plus the fixed
+    values: threshold 0.85) on the usual training keys; its learners play every point's episodes."""
+    from jaxtwin.civic import sweep
+
+    trainings = []
+
+    def spy(env, points, agent, keys, **kw):
+        trainings.append((points, np.asarray(keys), sweep_train(env, points, agent, keys, **kw)[0]))
+        return trainings[-1][2], None
+
+    sweep_train = sweep.train_agents
+    monkeypatch.setattr(sweep, "train_agents", spy)
+    rows, _ = run_study(_study(train_on="base"), progress=False)
+    ((points, keys, nets),) = trainings
+    env = CivicEnv(2, 1, 8, cooperative=True)
+    assert len(points) == 2 and all(float(p.threshold) == 0.85 for p in points)
+    episode_keys = jax.random.split(jax.random.PRNGKey(5), SEEDS)
+    np.testing.assert_array_equal(keys, jax.random.split(jax.random.fold_in(episode_keys[0], 7), 2))
+    act = make_policy(AgentConfig(chunks=1, **AGENT).ppo(), env, env.default_params, deterministic=True)
+    rows = [r for r in rows.to_dict("records") if r["policy"] == "DRL-GCP"]
+    for t in THRESHOLDS:
+        params = env.default_params.replace(threshold=t)
+        for k in (0, 1):
+            net = jax.tree.map(lambda x: x[k], nets)
+            ret = jax.vmap(lambda key: run_episode(env, from_actor(act, net), key, params)[1])(episode_keys)
+            mine = [r["episode_return"] for r in rows if r["threshold"] == t and r["train_seed"] == k]
+            np.testing.assert_allclose(mine, np.asarray(ret), rtol=1e-5)
+
+
 def test_summary_of_the_agent_is_across_trainings(swept):
     rows, summary = swept
     for t in THRESHOLDS:
