@@ -14,6 +14,7 @@ themselves, and a notebook keeps its inline backend.
 from __future__ import annotations
 
 import os
+import textwrap
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Mapping, Sequence
 
@@ -70,18 +71,32 @@ def figure_legend(fig, ax, title: str | None = None) -> None:
                    title_fontsize=8)
 
 
+def _finite_x(x: np.ndarray, log_x: bool) -> tuple[np.ndarray, list[float]]:
+    """``x`` with +inf moved one step past the largest finite value (a tenth of the finite
+    span, or a factor 2 on a log axis), and where it went (the tick to label ∞)."""
+    finite = x[np.isfinite(x)]
+    if finite.size == x.size or finite.size == 0:
+        return x, []
+    top = finite.max()
+    span = finite.max() - finite.min()
+    at = top * 2 if log_x else top + (0.1 * span if span > 0 else max(abs(top), 1.0) * 0.5)
+    return np.where(np.isposinf(x), at, x), [float(at)]
+
+
 def line_plot(path: str | os.PathLike, x, series: Mapping[str, Sequence[float]], *,
               xlabel: str, ylabel: str, title: str = "",
               bands: Mapping[str, Sequence[float]] | None = None, band_label: str = "±1 std",
               log_x: bool = False) -> None:
     """One line per series, optional ±band per series (its meaning, ``band_label``, in the
-    legend), saved as PNG. NaN values are gaps. A single series needs no legend unless it
-    has a band."""
+    legend), saved as PNG. NaN values are gaps; an infinite ``x`` (``withdraw_ratio = inf``)
+    is drawn one step past the largest finite one and labelled ∞; few points get markers.
+    A single series needs no legend unless it has a band."""
     with styled() as (fig, ax):
-        x = np.asarray(x, dtype=np.float64)
+        x, inf_ticks = _finite_x(np.asarray(x, dtype=np.float64), log_x)
+        marker = "o" if x.size <= 30 else None
         for name, y in series.items():
             y = np.asarray(y, dtype=np.float64)
-            (line,) = ax.plot(x, y, label=name)
+            (line,) = ax.plot(x, y, label=name, marker=marker, ms=3)
             if bands and name in bands:
                 b = np.asarray(bands[name], dtype=np.float64)
                 ax.fill_between(x, y - b, y + b, alpha=0.2, color=line.get_color(), lw=0)
@@ -89,10 +104,13 @@ def line_plot(path: str | os.PathLike, x, series: Mapping[str, Sequence[float]],
             ax.fill_between([], [], [], color="grey", alpha=0.2, label=f"band: {band_label}")
         if log_x:
             ax.set_xscale("log")
+        if inf_ticks:
+            ticks = [t for t in ax.get_xticks() if np.min(x) <= t < min(inf_ticks)] + inf_ticks
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks[:-len(inf_ticks)]] + ["∞"] * len(inf_ticks))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if title:
-            ax.set_title(title)
+            ax.set_title(textwrap.fill(title, 90), fontsize=10)
         if len(series) > 1 or bands:
             legend_outside(ax)
         save_figure(fig, path)

@@ -25,7 +25,7 @@ def _tick(v: Any) -> str:
 
 
 def _log_axis(values: Sequence[float]) -> bool:
-    v = np.asarray([x for x in values if isinstance(x, (int, float))], np.float64)
+    v = np.asarray([x for x in values if isinstance(x, (int, float)) and np.isfinite(x)], np.float64)
     return v.size > 2 and bool(np.all(v > 0)) and v.max() / v.min() >= 100
 
 
@@ -46,8 +46,19 @@ def line_figure(path: Path, summary: Sequence[Mapping], x: str, metric: str, pol
         if np.any(np.isfinite(np.asarray(ci, np.float64))):
             bands[pol] = ci
     n = "/".join(str(k) for k in sorted(n_seeds))
+    trainings = sorted({int(r["n_train_seeds"]) for r in summary if _count(r.get("n_train_seeds")) > 0})
+    over = f"95% CI over {n} {count_col[2:]}" + (
+        f" (trained: over {'/'.join(map(str, trainings))} trainings)" if trainings else "")
     line_plot(path, xs, series, xlabel=x, ylabel=ylabel, title=title, bands=bands or None,
-              band_label=f"95% CI over {n} {count_col[2:]}", log_x=_log_axis(xs))
+              band_label=over, log_x=_log_axis(xs))
+
+
+def _count(v: Any) -> float:
+    """A count cell (empty for rows without one) as a number."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def heatmap_figure(path: Path, summary: Sequence[Mapping], x: str, y: str, metric: str, policy_col: str,
