@@ -1,6 +1,4 @@
 """``python -m jaxtwin`` is the ``jaxtwin`` command."""
-import sys
+from jaxtwin.cli import console
 
-from jaxtwin.cli import main
-
-sys.exit(main())
+console()

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from jaxtwin.core.config import LineFormatter, Parser
+from jaxtwin.core.interrupt import EXIT_CODE
 
 # commands over every system: name -> (function in jaxtwin.sweep_cli, summary)
 TOOLS: dict[str, tuple[str, str]] = {
@@ -47,8 +49,22 @@ def _prepare_devices_early(argv: list[str]) -> None:
         pass
 
 
+def console() -> None:
+    """The ``jaxtwin`` console script: :func:`main`, then exit with its code. After an
+    interruption the process ends at once (``os._exit``, streams flushed): XLA's threads
+    may still be mid-computation, and the interpreter's teardown under them crashed once
+    in 7 interrupts (a segfault after the clean message). Every result is on disk by then."""
+    code = main()
+    if code == EXIT_CODE:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``jaxtwin`` console script."""
+    """The ``jaxtwin`` command line (``argv``: its arguments; default ``sys.argv[1:]``);
+    returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = Parser(
         prog="jaxtwin", formatter_class=LineFormatter,

@@ -43,3 +43,20 @@ def test_civic_train_with_more_steps_over_a_finished_agent_is_refused(tmp_path, 
     # retraining discards the evaluation of the old agent instead of leaving it beside the new one
     assert main(["civic", "train", *args, "--seed", "7", "--overwrite"]) == 0
     assert not (out / "evaluation.csv").exists() and not (out / "evaluation_config.json").exists()
+
+
+def test_bad_input_found_after_the_claim_leaves_no_record(tmp_path, capsys):
+    """A run stopped by bad input leaves nothing that refuses the corrected command; an
+    earlier run's record in the folder stays."""
+    from jaxtwin.core.provenance import claim_output, release_unused_claim
+
+    out = tmp_path / "w"
+    # the budget check runs in the experiment, after the folder is claimed
+    assert main(["civic", "experiment", "withdraw", "--budget-factor", "5000", "--out", str(out)]) == 2
+    assert "budget_factor=5000.0" in capsys.readouterr().err
+    assert not (out / "config.json").exists() and not (out / ".config.json.files").exists()
+    kept = tmp_path / "kept"
+    claim_output(kept, {"a": 1})
+    (kept / "results.csv").write_text("x\n")
+    claim_output(kept, {"a": 1})         # a rerun of the same options: the record was there
+    assert not release_unused_claim(kept) and (kept / "config.json").exists()

@@ -181,6 +181,7 @@ def run_guarded(what: str, out: str | Path, start: Callable[[], Callable[[], Any
         print(stopped, file=sys.stderr)
         return EXIT_CODE
     except ConfigError as err:
+        provenance.release_unused_claim(out)   # bad input leaves no record that refuses the fix
         print(f"error: {err}", file=sys.stderr)
         return 2
     except ResultError as err:

@@ -164,6 +164,27 @@ def _old_fields(record: Path) -> dict[str, Any] | None:
     return fields if isinstance(fields, dict) else None
 
 
+_FRESH: dict[Path, Path] = {}   # folder -> the record this process wrote where there was none
+
+
+def release_unused_claim(out_dir: str | os.PathLike) -> bool:
+    """Undo this process's claim of ``out_dir`` when the claim was new and the run wrote
+    nothing but its record: a run stopped by bad input leaves no record behind to refuse
+    the corrected command with. Returns whether it did."""
+    from jaxtwin.core import artifacts
+
+    out = Path(out_dir).resolve()
+    record = _FRESH.pop(out, None)
+    if record is None:
+        return False
+    written = [f for f in artifacts.written_since_claim(out) if f.exists()]
+    if any(f != record.resolve() for f in written):
+        return False
+    record.unlink(missing_ok=True)
+    _manifest(record).unlink(missing_ok=True)
+    return True
+
+
 def claim_output(out_dir: str | os.PathLike, config: Any, *, name: str = "config.json",
                  overwrite: bool = False, ignore: Collection[str] = (),
                  inputs: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> Path:
@@ -189,6 +210,9 @@ def claim_output(out_dir: str | os.PathLike, config: Any, *, name: str = "config
                 "or choose another --out")
         if diffs:
             _remove_old_outputs(record)
+    _FRESH.pop(out.resolve(), None)
+    if not record.exists():
+        _FRESH[out.resolve()] = record
     artifacts.track_writes(out, _manifest(record))  # before the record: it is this run's first file
     artifacts.write_json(record, {"config": config, **(extra or {}),
                                   "fingerprint": fingerprint(fields), "fingerprint_fields": fields,

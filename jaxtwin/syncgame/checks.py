@@ -20,7 +20,7 @@ import numpy as np
 
 from jaxtwin.core.errors import ResultError
 from jaxtwin.core.report import warn
-from jaxtwin.syncgame.results import message
+from jaxtwin.syncgame.results import Result, message
 
 # Largest max |replicator field| accepted at a replicator rest point: the bisection runs
 # to 1e-14 in S, which leaves a field of ~1e-15 at the returned shares.
@@ -65,7 +65,10 @@ def require_converged(cfg, summary: dict, step: str, solve: str, residual, conve
     if not cfg.allow_unconverged:
         for path in stale:
             Path(path).unlink(missing_ok=True)
+        diverged = codes is not None and bool(np.all(codes[bad] == Result.NOT_FINITE))
         helps = ("No option changes this solve's iterations; pass" if fixed_iterations
+                 else "More iterations do not mend a non-finite solution: check the problem's options "
+                      "(a horizon --T this long, the grid); or pass" if diverged
                  else f"Raise --max-iter (now {cfg.max_iter}), or pass")
         raise ResultError(f"{text}; no results written for this step. {helps} --allow-unconverged "
                           f"to keep the results, marked converged=false")

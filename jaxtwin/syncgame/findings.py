@@ -40,7 +40,9 @@ def write_findings(out: Path, studies: tuple[str, ...], focal: int) -> None:
         y_rest = _load_study(out, "sigma", "y_rest")
         # NaN = not settled before 0.6 T: slower than any point that settled
         ranked = np.where(np.isnan(settle[:, 0]), np.inf, settle[:, 0])
-        faster = np.all((np.diff(ranked) < 0) | ((np.diff(ranked) <= 1e-9) & np.isfinite(ranked[1:])))
+        with np.errstate(invalid="ignore"):   # inf - inf (neither settled) is NaN: not faster
+            step = np.diff(ranked)
+        faster = np.all((step < 0) | ((step <= 1e-9) & np.isfinite(ranked[1:])))
         add("higher sigma speeds population convergence", faster,
             f"sigma={fmt(v)} settle_time(|y-y_plateau|<0.01; nan = not by 0.6T)={fmt(settle[:, 0])}")
         spread = y_rest.max(0) - y_rest.min(0)

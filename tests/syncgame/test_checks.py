@@ -70,6 +70,8 @@ def test_require_converged_messages():
                                           r"and 2 more; iteration limit"):
         require_converged(cfg, summary, "sensitivity", "study v", np.arange(9.0), np.arange(9) == 0, tol=1e-8,
                           result=np.ones(9, int), labels=labels)
+    with pytest.raises(ResultError, match=r"More iterations do not mend a non-finite solution"):
+        require_converged(cfg, summary, "trajectories", "the Nash solve", np.inf, False, tol=1e-8, result=2)
     allow = SyncGameConfig(allow_unconverged=True)
     assert not require_converged(allow, summary, "s", "x", 1.0, False, tol=1e-8)
     assert list(summary["warnings"]) == ["s: x"]
