@@ -72,14 +72,14 @@ def figure_legend(fig, ax, title: str | None = None) -> None:
 
 
 def _finite_x(x: np.ndarray, log_x: bool) -> tuple[np.ndarray, list[float]]:
-    """``x`` with +inf moved one step past the largest finite value (a tenth of the finite
-    span, or a factor 2 on a log axis), and where it went (the tick to label ∞)."""
-    finite = x[np.isfinite(x)]
+    """``x`` with +inf moved one step past the largest finite value (the typical spacing of
+    the finite values, or a factor 2 on a log axis), and where it went (the tick to label ∞)."""
+    finite = np.unique(x[np.isfinite(x)])
     if finite.size == x.size or finite.size == 0:
         return x, []
-    top = finite.max()
-    span = finite.max() - finite.min()
-    at = top * 2 if log_x else top + (0.1 * span if span > 0 else max(abs(top), 1.0) * 0.5)
+    top = finite[-1]
+    step = float(np.median(np.diff(finite))) if finite.size > 1 else max(abs(top), 1.0) * 0.5
+    at = top * 2 if log_x else top + step
     return np.where(np.isposinf(x), at, x), [float(at)]
 
 
