@@ -21,9 +21,21 @@ AGENT = dict(total_timesteps=512, num_envs=4, num_steps=16, minibatch_size=32)
 SHAPE = dict(n_msps=2, horizon=8, train_seeds=2, **{f"agent.{k}": v for k, v in AGENT.items()})
 THRESHOLDS = (0.8, 0.9)
 SEEDS = 3
+ENV = CivicEnv(2, 1, 8, cooperative=True)
 
 
-def _study(policies=("Myopic-GCP", "DRL-GCP"), **fixed):
+def _episode_keys():
+    return jax.random.split(jax.random.PRNGKey(5), SEEDS)   # the study's (seed 5)
+
+
+@jax.jit
+def _agent_episodes(net, params):
+    """One learner's deterministic actor on the sweep's episode keys: ``(state, return)``."""
+    act = make_policy(AgentConfig(chunks=1, **AGENT).ppo(), ENV, ENV.default_params, deterministic=True)
+    return jax.vmap(lambda k: run_episode(ENV, from_actor(act, net), k, params)[:2])(_episode_keys())
+
+
+def _study(policies=("Max-GCP", "DRL-GCP"), **fixed):
     return Study("civic", (("threshold", THRESHOLDS),), fixed=tuple({**SHAPE, **fixed}.items()),
                  policies=policies, seeds=SEEDS, seed=5)
 
@@ -39,22 +51,14 @@ def test_rows_are_the_trainings_a_caller_would_run(swept):
     rows = [r for r in rows if r["policy"] == "DRL-GCP"]
     assert len(rows) == len(THRESHOLDS) * 2 * SEEDS
     assert {r["train_seed"] for r in rows} == {0, 1}
-    env = CivicEnv(2, 1, 8, cooperative=True)
     agent = AgentConfig(chunks=1, **AGENT)
-    points = [env.default_params.replace(threshold=t) for t in THRESHOLDS for _ in range(2)]
-    episode_keys = jax.random.split(jax.random.PRNGKey(5), SEEDS)
-    train_keys = jax.random.split(jax.random.fold_in(episode_keys[0], 7), 2)   # the same at every point
-    nets, _ = train_agents(env, points, agent, np.concatenate([train_keys, train_keys]), progress=False)
-    act = make_policy(agent.ppo(), env, env.default_params, deterministic=True)
-
-    @jax.jit
-    def episodes(net, params):   # each learner's deterministic actor on the sweep's episode keys
-        return jax.vmap(lambda k: run_episode(env, from_actor(act, net), k, params)[:2])(episode_keys)
-
+    points = [ENV.default_params.replace(threshold=t) for t in THRESHOLDS for _ in range(2)]
+    train_keys = jax.random.split(jax.random.fold_in(_episode_keys()[0], 7), 2)   # the same at every point
+    nets, _ = train_agents(ENV, points, agent, np.concatenate([train_keys, train_keys]), progress=False)
     for i, t in enumerate(THRESHOLDS):
         got = [r for r in rows if r["threshold"] == t]
         for k in (0, 1):
-            state, ret = episodes(jax.tree.map(lambda x: x[2 * i + k], nets), points[2 * i])
+            state, ret = _agent_episodes(jax.tree.map(lambda x: x[2 * i + k], nets), points[2 * i])
             mine = [r for r in got if r["train_seed"] == k]
             assert [r["seed"] for r in mine] == list(range(SEEDS))
             assert [r["served"] for r in mine] == np.asarray(state.n_served.sum(-1)).tolist()
@@ -76,17 +80,12 @@ def test_train_on_base_trains_once_and_evaluates_that_agent_at_every_point(monke
     monkeypatch.setattr(sweep, "train_agents", spy)
     rows, _ = run_study(_study(train_on="base"), progress=False)
     ((points, keys, nets),) = trainings
-    env = CivicEnv(2, 1, 8, cooperative=True)
     assert len(points) == 2 and all(float(p.threshold) == 0.85 for p in points)
-    episode_keys = jax.random.split(jax.random.PRNGKey(5), SEEDS)
-    np.testing.assert_array_equal(keys, jax.random.split(jax.random.fold_in(episode_keys[0], 7), 2))
-    act = make_policy(AgentConfig(chunks=1, **AGENT).ppo(), env, env.default_params, deterministic=True)
+    np.testing.assert_array_equal(keys, jax.random.split(jax.random.fold_in(_episode_keys()[0], 7), 2))
     rows = [r for r in rows.to_dict("records") if r["policy"] == "DRL-GCP"]
     for t in THRESHOLDS:
-        params = env.default_params.replace(threshold=t)
         for k in (0, 1):
-            net = jax.tree.map(lambda x: x[k], nets)
-            ret = jax.vmap(lambda key: run_episode(env, from_actor(act, net), key, params)[1])(episode_keys)
+            _, ret = _agent_episodes(jax.tree.map(lambda x: x[k], nets), ENV.default_params.replace(threshold=t))
             mine = [r["episode_return"] for r in rows if r["threshold"] == t and r["train_seed"] == k]
             np.testing.assert_allclose(mine, np.asarray(ret), rtol=1e-5)
 
@@ -100,7 +99,7 @@ def test_summary_of_the_agent_is_across_trainings(swept):
         assert s["n_train_seeds"] == 2 and s["n_seeds"] == SEEDS
         np.testing.assert_allclose(s["episode_return_mean"], np.mean(per_training), rtol=1e-12)
         np.testing.assert_allclose(s["episode_return_ci95"], t_ci_halfwidth(np.asarray(per_training)), rtol=1e-12)
-        (b,) = [s for s in summary if s["policy"] == "Myopic-GCP" and s["threshold"] == t]
+        (b,) = [s for s in summary if s["policy"] == "Max-GCP" and s["threshold"] == t]
         assert not np.isfinite(b.get("n_train_seeds", np.nan))   # a baseline has no trainings
         assert b["n_seeds"] == SEEDS
 
