@@ -234,9 +234,30 @@ def _gather(x):
 
 
 def _trim(x, n: int, axis: int | None):
+    if _on_split_cpu(x):
+        x = _assembled_on_host(x)
     if axis is None or n is None:
         return x
     return jax.lax.slice_in_dim(x, 0, n, axis=axis) if x.shape[axis] != n else x
+
+
+def _on_split_cpu(x) -> bool:
+    """An array spread over several CPU devices (a split CPU)."""
+    return (isinstance(x, jax.Array) and len(x.sharding.device_set) > 1
+            and all(d.platform == "cpu" for d in x.sharding.device_set))
+
+
+def _assembled_on_host(x):
+    """``x`` copied shard by shard through the host onto one device. Why: any program on an
+    array spread over a split CPU that moves data between its devices (the slice that trims
+    the padding is an all-gather) runs each device's part on a thread of XLA's intra-op pool,
+    and the part that waits in the collective can starve the other of a thread: seen with
+    jaxlib 0.10 as a 40 s rendezvous timeout that aborts the process (``--devices 2`` on a
+    2-core CPU). Copies through the host need no collective; on a CPU they cost a memcpy."""
+    if _is_key(x):
+        return jax.random.wrap_key_data(jnp.asarray(np.asarray(jax.random.key_data(x))),
+                                        impl=jax.random.key_impl(x))
+    return jnp.asarray(np.asarray(x))
 
 
 def _map_axes(fn, axes, tree):
@@ -249,7 +270,8 @@ def _map_axes(fn, axes, tree):
 
 def unshard(tree, n: int | None, axis: Any = 0):
     """Trim the padding (batch axis ``axis``, an int, None or a pytree prefix) and
-    gather across processes; the result stays a tree of ``jax.Array``."""
+    gather across processes; the result stays a tree of ``jax.Array`` (on a split CPU,
+    each on one device: see :func:`_assembled_on_host`)."""
     return _map_axes(lambda x, ax: _trim(_gather(x), n, ax), axis, tree)
 
 

@@ -52,7 +52,8 @@ def _four_device_env(**extra):
 
 
 def test_sharded_call_out_axes_keys_and_one_device_passthrough():
-    """Batch axis elsewhere in the outputs, unbatched outputs, typed keys, devices=1 is the call itself."""
+    """Batch axis elsewhere in the outputs, unbatched outputs, typed keys, devices=1 is the call
+    itself; on a split CPU the outputs leave no array spread over the devices."""
     from jaxtwin.core.sharding import sharded_call
     call = jax.jit(jax.vmap(_work, in_axes=(0, None)))
     assert sharded_call(call, 1) is call
@@ -70,7 +71,10 @@ def test_sharded_call_out_axes_keys_and_one_device_passthrough():
             keys = jnp.stack([jax.random.key(42 + r, impl=impl) for r in range(5)])
             ref = call(keys, 2.0)
             out = sharded_call(call, 4, in_axes=(0, None), out_axes={"xt": 1, "key": 0, "n": None})(keys, 2.0)
-            assert out["xt"].shape == (3, 5) and len(out["xt"].sharding.device_set) in (1, 4)
+            assert out["xt"].shape == (3, 5)
+            # on a split CPU every output is assembled on one device through the host: trimming
+            # it on the devices is an all-gather, which can deadlock XLA's CPU thread pool
+            assert all(len(x.sharding.device_set) == 1 for x in jax.tree.leaves(out))
             np.testing.assert_array_equal(np.asarray(out["xt"]), np.asarray(ref["xt"]))
             np.testing.assert_array_equal(jax.random.key_data(out["key"]), jax.random.key_data(ref["key"]))
             assert int(out["n"]) == 8   # unbatched outputs see the padded batch: callers must not reduce over it
