@@ -2,8 +2,9 @@
 checkpoints (:func:`train_agents`: seeds, or seeds x points of one shape, as
 one vmapped program; :func:`train_agent` for one), loading finished agents
 (:func:`load_agent`), training through a change of regime
-(:func:`train_through_phases`) and the trained actor as a policy
-(:func:`drl_policy`).
+(:func:`train_through_phases`), a saved agent with its own config and scenario
+(:func:`load_saved_agent`) and the trained actor as a policy (:func:`agent_actor`,
+:func:`drl_policy`).
 
 A training folder holds ``checkpoint.msgpack`` (the whole runner state,
 rewritten after every chunk so an interrupted run resumes), ``train_metrics.csv``
@@ -247,25 +248,66 @@ def train_through_phases(env: CivicEnv, phases: list[EnvParams], agent: AgentCon
     return rows
 
 
-def drl_policy(env: CivicEnv, params: EnvParams, agent: AgentConfig, net_params,
-               *, trained_env: CivicEnv | None = None):
-    """The deterministic PPO agent as a baseline-style policy for ``env``.
+def agent_actor(env: CivicEnv, agent: AgentConfig, *, trained_env: CivicEnv | None = None,
+                params: EnvParams | None = None) -> Callable[[Any], Callable]:
+    """``policy_of(net_params)``: the deterministic PPO agent as a baseline-style policy for
+    ``env`` (``net_params`` may be traced, e.g. vmapped over learners).
 
     ``trained_env`` non-cooperative and ``env`` cooperative: the agent sees the
     observation without the two GCP entries and never donates (DRL in the coop table).
+    The horizon may differ: the network does not depend on it.
     """
     trained_env = trained_env or env
-    act = ppo.make_policy(agent.ppo(), trained_env, params, deterministic=True)
+    act = ppo.make_policy(agent.ppo(), trained_env, trained_env.default_params if params is None else params,
+                          deterministic=True)
     if trained_env.cooperative == env.cooperative:
-        return from_actor(act, net_params)
+        return lambda net_params: from_actor(act, net_params)
     if trained_env.cooperative or not env.cooperative:
         raise ConfigError("drl_policy: only a non-cooperative agent can act in a cooperative env")
     if trained_env.observe_sla != env.observe_sla:
         raise ConfigError(f"drl_policy: the agent was trained with observe_sla={trained_env.observe_sla}, "
                           f"the env has observe_sla={env.observe_sla}")
 
-    def policy(key, obs, state, p):
-        a = act(net_params, key, obs[:-2])
-        return jnp.concatenate([a, -jnp.ones((env.n_msps,), a.dtype)])
+    def policy_of(net_params):
+        def policy(key, obs, state, p):
+            a = act(net_params, key, obs[:-2])
+            return jnp.concatenate([a, -jnp.ones((env.n_msps,), a.dtype)])
+        return policy
+    return policy_of
 
-    return policy
+
+def drl_policy(env: CivicEnv, params: EnvParams, agent: AgentConfig, net_params,
+               *, trained_env: CivicEnv | None = None):
+    """The deterministic PPO agent ``net_params`` as a policy for ``env`` (:func:`agent_actor`)."""
+    return agent_actor(env, agent, trained_env=trained_env, params=params)(net_params)
+
+
+def saved_agent_record(folder: str | Path, field_name: str = "agent_dir") -> dict:
+    """``agent.json`` of a finished training in ``folder`` (``ConfigError`` naming
+    ``field_name`` when there is none)."""
+    folder = Path(folder)
+    if not (folder / FINISHED).is_file():
+        raise ConfigError(f"{field_name}={str(folder)!r}: no finished agent there (no {FINISHED}); train one "
+                          f"with `jaxtwin civic train --out {folder}` (or an experiment's agents/<name>)")
+    return json.loads((folder / FINISHED).read_text())
+
+
+def load_saved_agent(folder: str | Path, env: CivicEnv, field_name: str = "agent_dir"):
+    """``(trained_env, agent, net_params)`` of the finished training in ``folder``, to play in
+    ``env`` (the learners stacked on a leading axis). The agent's config and scenario come
+    from its ``agent.json``; ``env`` must have its MSPs, Heads and observation, and be
+    cooperative if the agent is (a non-cooperative agent may play in a pooled env, as DRL
+    in the coop table, and any horizon). ``ConfigError`` names ``field_name`` otherwise."""
+    record = saved_agent_record(folder, field_name)
+    scenario = {"observe_sla": False, **record["scenario"]}
+    trained_env = CivicEnv(scenario["n_msps"], scenario["heads_per_msp"], scenario["horizon"],
+                           cooperative=scenario["cooperative"], observe_sla=scenario["observe_sla"])
+    here = {"n_msps": env.n_msps, "heads_per_msp": env.heads_per_msp, "observe_sla": env.observe_sla}
+    differ = [f"{k}={scenario[k]!r} there, {v!r} here" for k, v in here.items() if scenario[k] != v]
+    if trained_env.cooperative and not env.cooperative:
+        differ.append("cooperative=True there (a GCP agent), False here")
+    if differ:
+        raise ConfigError(f"{field_name}={str(folder)!r}: the agent there was trained for another scenario: "
+                          + ", ".join(differ))
+    agent = AgentConfig(**record["agent"])
+    return trained_env, agent, load_agent(folder, trained_env, agent)

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxtwin.core import artifacts, provenance, report, sharding
+from jaxtwin.core import artifacts, engine, provenance, report, sharding
 from jaxtwin.core.config import record_config
 from jaxtwin.civic import figures
 from jaxtwin.civic.agents import load_agent, train_agents, train_through_phases
@@ -41,14 +41,17 @@ from jaxtwin.civic.config import (EXPERIMENT_NAMES, CivicConfig, scenario_env,
 from jaxtwin.civic.env import CivicEnv, EnvParams
 from jaxtwin.learn import ppo
 from jaxtwin.civic.baselines import from_actor, make_baseline
-from jaxtwin.civic.evaluate import episode_metrics, make_evaluator, run_episode
+from jaxtwin.civic.evaluate import METRIC_NAMES, episode_metrics, run_episode
+from jaxtwin.civic.sweep import ADAPTER, scenario_fixed
+from jaxtwin.core.study import Study
 from jaxtwin.civic.tables import (agent_verdicts, drl_policies, evaluate_policies, learner_range,
-                                  policy_rows, summarize)
+                                  summarize)
 from jaxtwin.civic.sizes import require_command_fits
 
 COOP_POLICIES = ("Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP", "DRL-GCP")
 GCP_BASELINES = ("Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP")
 NONCOOP_POLICIES = ("Saving", "Average", "Max", "Myopic-Optimal", "DRL")
+TOLERANCE_POLICIES = NONCOOP_POLICIES
 
 
 # ------------------------------------------------------------------ helpers
@@ -211,46 +214,63 @@ def noncoop_trainings(cfg: CivicConfig) -> list[tuple[int, CivicEnv, list[EnvPar
 
 
 def run_tolerance(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> list[dict]:
-    """Spec §7.2: fixed budget with requests +10% per trial; fixed requests with budget -5% per trial."""
+    """Spec §7.2: fixed budget with requests +10% per trial; fixed requests with budget -5% per trial.
+
+    One DRL agent trained at the base scenario (N_m requests, budget sized for them), then two
+    studies of it and the baselines on the engine (``studies/requests``: the horizon grows, the
+    budget stays; ``studies/budget``), on the same episode keys (common random numbers)."""
     M, N = cfg.n_msps, cfg.noncoop_requests[0]
     base_env = scenario_env(cfg, M, N, False)
     base_p = scenario_params(base_env, cfg, p_req=1.0, T_ref=float(N))   # fixed requests: T_ref = N_m
-    net, _ = _agent(out, f"M{M}_N{N}_DRL", base_env, base_p, cfg, _key(cfg, 21), progress, overwrite)
+    name = f"M{M}_N{N}_DRL"
+    _agent(out, name, base_env, base_p, cfg, _key(cfg, 21), progress, overwrite)
+    trials = range(cfg.tolerance_trials)
+    horizons = tuple(int(round(N * (1.0 + 0.1 * k))) for k in trials)
+    budgets = tuple(float(base_p.budget_factor) * (1.0 - 0.05 * k) for k in trials)
     rows = []
-    for k in range(cfg.tolerance_trials):
-        scale = 1.0 + 0.1 * k
-        T = int(round(N * scale))
-        env = scenario_env(cfg, M, T, False)
-        p = base_p   # the budget stays the one sized for N requests (T_ref = N)
-        pols = {n: make_baseline(n, env) for n in ("Saving", "Average", "Max", "Myopic-Optimal")}
-        pols.update(drl_policies("DRL", env, p, cfg.agent, net))
-        for r in evaluate_policies(env, p, pols, cfg.eval_episodes, _key(cfg, 22), devices=cfg.devices):
-            rows.append({"mode": "requests", "trial": k, "load_pct": 100 * T / N, "budget_pct": 100.0, **r})
-    pols = {n: make_baseline(n, base_env) for n in ("Saving", "Average", "Max", "Myopic-Optimal")}
-    pols.update(drl_policies("DRL", base_env, base_p, cfg.agent, net))
-    for k in range(cfg.tolerance_trials):
-        p = base_p.replace(budget_factor=base_p.budget_factor * (1.0 - 0.05 * k))
-        # same keys in every trial: only the budget differs between trials (common random numbers)
-        for r in evaluate_policies(base_env, p, pols, cfg.eval_episodes, _key(cfg, 22), devices=cfg.devices):
-            rows.append({"mode": "budget", "trial": k, "load_pct": 100.0, "budget_pct": 100 * (1 - 0.05 * k), **r})
+    for mode, axis in (("requests", ("horizon", horizons)), ("budget", ("budget_factor", budgets))):
+        for r in _agent_study(cfg, out, mode, base_env, base_p, name, axis, TOLERANCE_POLICIES,
+                              overwrite=overwrite, progress=progress):
+            k = int(r["point"])
+            load, budget = (100 * horizons[k] / N, 100.0) if mode == "requests" else (100.0, 100 * (1 - 0.05 * k))
+            rows.append({"mode": mode, "trial": k, "load_pct": load, "budget_pct": budget, **_policy_row(r)})
     summary = _write_results(out, rows, ("mode", "trial", "load_pct", "budget_pct", "policy"))
-    figures.tolerance(out, summary, ("Saving", "Average", "Max", "Myopic-Optimal", "DRL"))
+    figures.tolerance(out, summary, TOLERANCE_POLICIES)
     return rows
 
 
+def _agent_study(cfg: CivicConfig, out: Path, name: str, env: CivicEnv, params: EnvParams, agent: str,
+                 axis: tuple[str, tuple], policies: tuple[str, ...], *, overwrite: bool, progress: bool):
+    """The saved agent ``agents/<agent>`` and ``policies`` over one ``axis`` of the scenario
+    ``(env, params)``: a declared study run by the engine into ``studies/<name>/`` (its own
+    results, summary, plots and ``study.toml``); the episodes are ``cfg.eval_episodes`` keys of
+    ``cfg.seed``. Returns the engine's rows."""
+    fixed = tuple((k, v) for k, v in scenario_fixed(env, params, agent_dir=str(out / "agents" / agent))
+                  if k != axis[0])
+    study = Study("civic", (axis,), fixed=fixed, policies=policies, seeds=cfg.eval_episodes, seed=cfg.seed,
+                  devices=cfg.devices)
+    rows, _ = engine.run(study, ADAPTER, out / "studies" / name, overwrite=overwrite, progress=progress)
+    return rows
+
+
+def _policy_row(row: dict) -> dict:
+    """An engine row as the experiments' tables have it: policy, train_seed, seed, metrics."""
+    train_seed = row.get("train_seed", "")
+    train_seed = int(train_seed) if train_seed not in ("", None) and np.isfinite(train_seed) else ""
+    return {"policy": row["policy"], "train_seed": train_seed, "seed": int(row["seed"]),
+            **{m: float(row[m]) for m in METRIC_NAMES}}
+
+
 def run_withdraw(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> list[dict]:
-    """Spec §7.5: withdrawal-to-insertion ratio limits; DRL-GCP trained without limit."""
+    """Spec §7.5: withdrawal-to-insertion ratio limits; DRL-GCP trained without limit, then it
+    and the GCP baselines over the ratios: a study on the engine (``studies/withdraw``)."""
     env = scenario_env(cfg, cfg.n_msps, cfg.horizon, True)
     p = scenario_params(env, cfg)
-    net, _ = _agent(out, f"M{cfg.n_msps}_T{cfg.horizon}_DRL-GCP", env, p, cfg, _key(cfg, 31), progress, overwrite)
-    pols = {n: make_baseline(n, env) for n in GCP_BASELINES}
-    pols.update(drl_policies("DRL-GCP", env, p, cfg.agent, net))
-    names = list(pols)
-    ev = sharding.sharded_call(make_evaluator(env, [pols[n] for n in names]), cfg.devices,
-                               in_axes=(0, None), out_axes=1)  # compiled once: the ratio is a parameter
-    keys = jax.random.split(_key(cfg, 32), cfg.eval_episodes)
-    rows = [{"ratio": float(ratio), **r} for ratio in cfg.ratios
-            for r in policy_rows(names, ev(keys, p.replace(withdraw_ratio=float(ratio))))]
+    name = f"M{cfg.n_msps}_T{cfg.horizon}_DRL-GCP"
+    _agent(out, name, env, p, cfg, _key(cfg, 31), progress, overwrite)
+    rows = [{"ratio": float(r["withdraw_ratio"]), **_policy_row(r)}
+            for r in _agent_study(cfg, out, "withdraw", env, p, name, ("withdraw_ratio", tuple(cfg.ratios)),
+                                  (*GCP_BASELINES, "DRL-GCP"), overwrite=overwrite, progress=progress)]
     summary = _write_results(out, rows, ("ratio", "policy"))
     figures.withdraw(out, cfg.ratios, summary, list(dict.fromkeys(r["policy"] for r in rows)))
     return rows

@@ -20,11 +20,19 @@ every point (common random numbers across points, like the episodes). Its rows c
 are shape fields: each value its own program. With ``train_on = "base"`` the agent
 trains once per shape group, at the base scenario (the defaults with the study's
 ``fixed`` values), and that one agent is evaluated at every point: the robustness of
-a trained agent across a grid (the withdraw experiment).
+a trained agent across a grid. With ``agent_dir`` nothing trains: the finished agent
+saved in that folder (by ``jaxtwin civic train --out DIR`` or an experiment, under its
+own ``agent.json`` config) plays at every point, all its learners, on the same episode
+keys; it must fit the group's MSPs, Heads and observation (any horizon; a
+non-cooperative agent may play in a pooled env, as ``DRL``). The study's record holds
+the checkpoint's content hash, so a rerun after that agent was trained again is refused.
+The tolerance and withdraw experiments run this way.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+from pathlib import Path
 from typing import Any, Mapping
 
 import jax
@@ -36,13 +44,13 @@ from jaxtwin.core import sharding
 from jaxtwin.core.config import ConfigError
 from jaxtwin.core.memory import Need
 from jaxtwin.core.study import AxisField, REPLICATE_MARK
-from jaxtwin.civic.agents import AgentConfig, train_agents
-from jaxtwin.civic.baselines import BASELINE_NAMES, from_actor, make_baseline
+from jaxtwin.civic.agents import (CHECKPOINT, AgentConfig, agent_actor, learner, load_saved_agent,
+                                  saved_agent_record, train_agents)
+from jaxtwin.civic.baselines import BASELINE_NAMES, make_baseline
 from jaxtwin.civic.env import CivicEnv, EnvParams, validate_params
 from jaxtwin.civic.evaluate import METRIC_NAMES, check_policies, episode_metrics, policy_metrics, run_episode
 from jaxtwin.civic.model import ModelConstants
 from jaxtwin.civic.sizes import evaluation_bytes, ppo_bytes
-from jaxtwin.learn import ppo
 
 SHAPE_FIELDS = {
     "n_msps": AxisField("n_msps", int, 3, "shape", "MSPs"),
@@ -51,6 +59,9 @@ SHAPE_FIELDS = {
     "cooperative": AxisField("cooperative", bool, True, "shape", "GCP credit pool on"),
     "observe_sla": AxisField("observe_sla", bool, False, "shape", "trained agents observe the SLA accuracies"),
     "train_seeds": AxisField("train_seeds", int, 3, "shape", "PPO trainings per point (DRL, DRL-GCP)"),
+    "agent_dir": AxisField("agent_dir", str, "", "shape", "evaluate the finished agent saved in this folder "
+                           "(`jaxtwin civic train --out DIR`, or an experiment's agents/<name>) at every point "
+                           "instead of training: all its learners, under its own config"),
     "train_on": AxisField("train_on", str, "point", "shape", "where DRL/DRL-GCP train: at every point, or "
                           "once per group at the base scenario (the study's fixed values) and evaluated at "
                           "every point", ("point", "base")),
@@ -83,6 +94,22 @@ def _param_fields() -> dict[str, AxisField]:
     return out
 
 
+def scenario_fixed(env: CivicEnv, params: EnvParams, **extra: Any) -> tuple[tuple[str, Any], ...]:
+    """A study's ``fixed`` for the scenario ``(env, params)``: the env's shape fields and every
+    parameter that differs from the env's defaults, so the engine builds exactly ``params``;
+    ``extra`` fields last."""
+    fixed = {"n_msps": env.n_msps, "heads_per_msp": env.heads_per_msp, "horizon": env.horizon,
+             "cooperative": env.cooperative, "observe_sla": env.observe_sla}
+    for name in _param_fields():
+        top, _, sub = name.partition(".")
+        value, default = getattr(params, top), getattr(env.default_params, top)
+        if sub:
+            value, default = getattr(value, sub), getattr(default, sub)
+        if np.asarray(value).item() != np.asarray(default).item():
+            fixed[name] = np.asarray(value).item()
+    return tuple({**fixed, **extra}.items())
+
+
 def _with(params: EnvParams, values: Mapping[str, Any]) -> EnvParams:
     top = {k: v for k, v in values.items() if "." not in k}
     consts = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("constants.")}
@@ -101,13 +128,15 @@ class Runner:
         self.n_seeds, self.devices = n_seeds, devices
         self.env = CivicEnv(shape["n_msps"], shape["heads_per_msp"], shape["horizon"],
                             cooperative=shape["cooperative"], observe_sla=shape["observe_sla"])
-        agent_name = AGENTS[self.env.cooperative]
+        agent_name, saved = (self._saved_learners(shape["agent_dir"], policies) if shape["agent_dir"]
+                             else (AGENTS[self.env.cooperative], {}))
         self.baselines = tuple(p for p in policies if p != agent_name)
-        self.n_train = shape["train_seeds"] if agent_name in policies else 0
-        if self.n_train < 0 or (agent_name in policies and self.n_train < 1):
+        self.n_train = shape["train_seeds"] if agent_name in policies and not saved else 0
+        if self.n_train < 0 or (agent_name in policies and not saved and self.n_train < 1):
             raise ConfigError(f"study field train_seeds={shape['train_seeds']}: must be >= 1 to train {agent_name}")
-        self.policies = self.baselines + tuple(f"{agent_name}{REPLICATE_MARK}{s}" for s in range(self.n_train))
-        self._pols = [make_baseline(n, self.env) for n in self.baselines]
+        self.policies = (self.baselines + tuple(saved)
+                         + tuple(f"{agent_name}{REPLICATE_MARK}{s}" for s in range(self.n_train)))
+        self._pols = [make_baseline(n, self.env) for n in self.baselines] + list(saved.values())
         call = jax.jit(jax.vmap(policy_metrics(self.env, self._pols), in_axes=(None, 0)))
         self._call = sharding.sharded_call(lambda p, k: call(k, p), devices, in_axes=(0, None))
         if self.n_train:
@@ -117,12 +146,24 @@ class Runner:
         self.base = self.params(fixed_params) if self.n_train and shape["train_on"] == "base" else None
         self._base_nets = None
 
+    def _saved_learners(self, folder: str, policies: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+        """The name of the agent saved in ``folder`` (DRL-GCP or DRL) and, if the study runs it,
+        ``{"<name>#<s>": policy}``: each of its learners as a policy of this group's env,
+        evaluated like a baseline, in the same program (as the experiments' tables always were)."""
+        trained_env, agent, nets = load_saved_agent(folder, self.env)
+        name = AGENTS[trained_env.cooperative]
+        if name not in policies:
+            return name, {}
+        policy_of = agent_actor(self.env, agent, trained_env=trained_env)
+        n = int(jax.tree.leaves(nets)[0].shape[0])
+        return name, {f"{name}{REPLICATE_MARK}{s}": policy_of(learner(nets, s)) for s in range(n)}
+
     def _agent_metrics(self):
         """``metrics[point, learner, seed]`` of the deterministic trained actors, one jitted program."""
-        act = ppo.make_policy(self.agent.ppo(), self.env, self.env.default_params, deterministic=True)
+        policy_of = agent_actor(self.env, self.agent)
 
         def one(net, params, key):
-            state, ret, _ = run_episode(self.env, from_actor(act, net), key, params)
+            state, ret, _ = run_episode(self.env, policy_of(net), key, params)
             return episode_metrics(state, ret)
         over_seeds = jax.vmap(one, in_axes=(None, None, 0))
         return jax.jit(jax.vmap(jax.vmap(over_seeds, in_axes=(0, None, None)), in_axes=(0, 0, None)))
@@ -188,9 +229,23 @@ class CivicAdapter:
         self.fields = {**SHAPE_FIELDS, **_param_fields()}
 
     def policies(self, shape: Mapping[str, Any]) -> tuple[str, ...]:
-        """Every baseline (the ``-GCP`` ones need ``cooperative``) and the trained agent."""
-        return tuple(n for n in BASELINE_NAMES if shape["cooperative"] or not n.endswith("-GCP")) \
-            + (AGENTS[shape["cooperative"]],)
+        """Every baseline (the ``-GCP`` ones need ``cooperative``) and the agent: trained, or
+        the saved one of ``agent_dir`` (``DRL`` for a non-cooperative agent, also in a pooled env)."""
+        coop = shape["cooperative"]
+        if shape.get("agent_dir"):
+            coop = bool(saved_agent_record(shape["agent_dir"])["scenario"]["cooperative"])
+        return tuple(n for n in BASELINE_NAMES if shape["cooperative"] or not n.endswith("-GCP")) + (AGENTS[coop],)
+
+    def inputs(self, study) -> dict[str, str]:
+        """What a study reads besides its declaration: the checkpoint of each saved agent
+        (``agent_dir``), by content, so a rerun after that agent was trained again is refused."""
+        dirs = [v for n, v in study.fixed if n == "agent_dir"] + [v for n, vs in study.axes if n == "agent_dir"
+                                                                   for v in vs]
+        out = {}
+        for d in dirs:
+            if d and (Path(d) / CHECKPOINT).is_file():
+                out[f"agent_dir={d}"] = hashlib.sha256((Path(d) / CHECKPOINT).read_bytes()).hexdigest()
+        return out
 
     def default_policies(self, shape: Mapping[str, Any]) -> tuple[str, ...]:
         """The coop table's baselines (cooperative) or the noncoop table's."""

@@ -182,7 +182,8 @@ def run(study: Study, adapter: Adapter, out_dir: str | Path | None = None, *, ov
     require_all_fit([need for g, _, size in plans if hasattr(g.runner, "needs") for need in g.runner.needs(size)])
     if out is not None:
         # the validated declaration: "0.5" typed on the command line and 0.5 in Python are one study
-        record_config(out, study, overwrite=overwrite)   # claims the folder before any work
+        inputs = adapter.inputs(study) if hasattr(adapter, "inputs") else None   # e.g. a saved agent
+        record_config(out, study, overwrite=overwrite, inputs=inputs)   # claims the folder before any work
         if (out / RESULTS).exists() and (out / SUMMARY).exists() and not overwrite:
             return artifacts.read_table(out / RESULTS), artifacts.read_table(out / SUMMARY)
     keys = adapter.keys(study.seed, study.seeds)

@@ -96,6 +96,9 @@ class Adapter(Protocol):
               policies: tuple[str, ...], n_seeds: int, devices: int) -> GroupRunner:
         """The runner of one shape group (builds, does not compile)."""
 
+    # Optional: ``inputs(study) -> {name: fingerprint}`` of files the study reads (a saved
+    # agent); the engine records them, so a rerun over changed inputs is refused.
+
 
 @dataclass(frozen=True)
 class Study:

@@ -116,3 +116,58 @@ def test_all_never_trains_and_bad_agent_values_fail_first():
         plan(_study(**{"agent.lr": -1.0}), ADAPTER)
     with pytest.raises(ConfigError, match=r"train_seeds=0"):
         plan(_study(train_seeds=0), ADAPTER)
+
+
+@pytest.fixture(scope="module")
+def saved_agent(tmp_path_factory):
+    """Two learners of the base scenario saved as ``jaxtwin civic train`` saves them."""
+    folder = tmp_path_factory.mktemp("agent")
+    nets, _ = train_agents(ENV, ENV.default_params, AgentConfig(chunks=1, **AGENT),
+                           jax.random.split(jax.random.PRNGKey(9), 2), folder, progress=False)
+    return folder, nets
+
+
+def test_a_saved_agent_plays_every_point_and_nothing_trains(saved_agent, tmp_path, monkeypatch):
+    """``agent_dir``: the saved learners (under their own config: the study's agent fields are
+    not used) play every point's episodes; the record holds the checkpoint's hash."""
+    from jaxtwin.civic import sweep
+    from jaxtwin.core import engine
+
+    folder, nets = saved_agent
+    monkeypatch.setattr(sweep, "train_agents", lambda *a, **k: pytest.fail("a saved agent must not train"))
+    study = Study("civic", (("threshold", THRESHOLDS),), fixed=(("n_msps", 2), ("horizon", 8),
+                  ("agent_dir", str(folder)), ("agent.lr", 0.5)), policies=("Max-GCP", "DRL-GCP"),
+                  seeds=SEEDS, seed=5)
+    rows, _ = engine.run(study, sweep.ADAPTER, tmp_path / "sweep", progress=False)
+    for t in THRESHOLDS:
+        for k in (0, 1):
+            _, ret = _agent_episodes(jax.tree.map(lambda x: x[k], nets), ENV.default_params.replace(threshold=t))
+            mine = [r["episode_return"] for r in rows if r["policy"] == "DRL-GCP" and r["threshold"] == t
+                    and r["train_seed"] == k]
+            np.testing.assert_allclose(mine, np.asarray(ret), rtol=1e-5)
+    recorded = (tmp_path / "sweep" / "config.json").read_text()
+    (fingerprint,) = sweep.ADAPTER.inputs(study).values()
+    assert fingerprint in recorded
+    with open(folder / "checkpoint.msgpack", "ab") as f:   # the agent changed: so does its fingerprint
+        f.write(b"\0")
+    try:
+        assert fingerprint not in sweep.ADAPTER.inputs(study).values()
+    finally:
+        with open(folder / "checkpoint.msgpack", "rb+") as f:
+            f.truncate(f.seek(0, 2) - 1)
+
+
+@pytest.mark.parametrize("fixed, message", [
+    ({"agent_dir": "/nonexistent/agent"}, r"agent_dir='/nonexistent/agent': no finished agent there"),
+    ({"n_msps": 3}, r"trained for another scenario: n_msps=2 there, 3 here"),
+    ({"cooperative": False}, r"cooperative=True there \(a GCP agent\), False here"),
+])
+def test_a_saved_agent_that_cannot_play_fails_before_any_work(saved_agent, fixed, message):
+    from jaxtwin.civic.sweep import ADAPTER
+    from jaxtwin.core.engine import plan
+
+    folder, _ = saved_agent
+    fixed = {"n_msps": 2, "horizon": 8, "agent_dir": str(folder), **fixed}
+    pols = ("Max", "DRL-GCP") if fixed.get("cooperative") is False else ("Max-GCP", "DRL-GCP")
+    with pytest.raises(ConfigError, match=message):
+        plan(Study("civic", (("threshold", THRESHOLDS),), fixed=tuple(fixed.items()), policies=pols), ADAPTER)
