@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from jaxtwin.core import artifacts
+from jaxtwin.core import artifacts, report
 from jaxtwin.core.config import ConfigError, require_int, require_positive, require_range
 from jaxtwin.core.progress import progress_bar
 from jaxtwin.civic.baselines import from_actor
@@ -134,6 +134,8 @@ def train_agents(env: CivicEnv, params: EnvParams | list[EnvParams], agent: Agen
             runner = ppo.runner_state_from_bytes(ckpt.read_bytes(), runner)
             history = [{k: float(v) for k, v in r.items()} for r in artifacts.read_csv(metrics_path)]
             done_chunks = int(round(history[-1]["chunk"])) + 1 if history else 0
+    if 0 < done_chunks < len(sizes):
+        report.note(f"resuming the training in {ckpt_dir} at chunk {done_chunks + 1} of {len(sizes)}")
     with progress_bar(len(sizes), desc or "train", enabled=progress, initial=done_chunks) as bar:
         for c in range(done_chunks, len(sizes)):
             runner, m = run(runner, stacked, sizes[c])

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
-from jaxtwin.core import provenance, sharding
+from jaxtwin.core import artifacts, provenance, sharding
 from jaxtwin.core.report import print_files
 from jaxtwin.core.config import ConfigError, LineFormatter, Parser, add_dataclass_arguments, config_from_args
 from jaxtwin.core.errors import ResultError
@@ -169,8 +169,13 @@ def run_guarded(what: str, out: str | Path, start: Callable[[], Callable[[], Any
     is checked, the work runs with a prompt Ctrl-C, then the report, the files written and
     the time. A :class:`ConfigError` is one ``error:`` line and exit 2, a
     :class:`ResultError` exit 1, an interruption exit 130 with how to resume."""
-    stopped = (f"interrupted: {what} stopped; the finished results and checkpoints in {out} "
-               "are kept: rerun the same command to resume")
+    def stopped() -> str:
+        kept = [f for f in artifacts.written_since_claim(out) if not f.name.endswith("config.json")]
+        if not kept:
+            return f"interrupted: {what} stopped before any work finished; rerun the same command to start it"
+        return (f"interrupted: {what} stopped; the {len(kept)} files of finished work (results, checkpoints) "
+                f"in {out} are kept: rerun the same command to resume from them")
+
     t0 = time.perf_counter()
     try:
         work = start()
@@ -178,7 +183,7 @@ def run_guarded(what: str, out: str | Path, start: Callable[[], Callable[[], Any
         with prompt_interrupt(stopped):
             result = work()
     except KeyboardInterrupt:
-        print(stopped, file=sys.stderr)
+        print(stopped(), file=sys.stderr)
         return EXIT_CODE
     except ConfigError as err:
         provenance.release_unused_claim(out)   # bad input leaves no record that refuses the fix

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
-from jaxtwin.core import artifacts, study_plots
+from jaxtwin.core import artifacts, report, study_plots
 from jaxtwin.core.config import record_config
 from jaxtwin.core.memory import require_all_fit
 from jaxtwin.core.progress import progress_bar
@@ -191,6 +191,8 @@ def run(study: Study, adapter: Adapter, out_dir: str | Path | None = None, *, ov
     parts = [out / PARTS / f"g{gi:03d}_c{ci:04d}.csv" for gi, (_, cs, _) in enumerate(plans)
              for ci in range(len(cs))] if out is not None else []
     done = sum(p.exists() for p in parts)
+    if 0 < done < len(parts):
+        report.note(f"resuming: {done} of {len(parts)} chunks are already in {out / PARTS}")
     rows_by_chunk: list[list[dict]] = []
     record = {"groups": []}
     t_start = time.perf_counter()

@@ -17,15 +17,16 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 EXIT_CODE = 130  # the shell's convention for a process ended by SIGINT
 
 
 @contextmanager
-def prompt_interrupt(message: str, grace_s: float = 1.0) -> Iterator[threading.Event]:
+def prompt_interrupt(message: str | Callable[[], str], grace_s: float = 1.0) -> Iterator[threading.Event]:
     """Within the block, a Ctrl-C ends the process within ``grace_s`` seconds after
-    printing ``message`` on stderr, even if the main thread is inside compiled code.
+    printing ``message`` (or what ``message()`` returns then) on stderr, even if the main
+    thread is inside compiled code.
 
     The main thread still gets ``KeyboardInterrupt`` when it reaches Python code
     first; its handler sets the yielded event so the watchdog stands down. Outside
@@ -55,7 +56,7 @@ def prompt_interrupt(message: str, grace_s: float = 1.0) -> Iterator[threading.E
             if not signum or done.is_set():
                 return
             if signum[0] == signal.SIGINT and not handled.wait(grace_s) and not done.is_set():
-                print(message, file=sys.stderr, flush=True)
+                print(message() if callable(message) else message, file=sys.stderr, flush=True)
                 os._exit(EXIT_CODE)
 
     watchdog = threading.Thread(target=watch, name="jaxtwin-interrupt", daemon=True)

@@ -20,6 +20,11 @@ from jaxtwin.core.stats import t_ci_halfwidth
 MIN_RUNS_FOR_CI = 3  # below this a 95% CI is too wide to read (t_{0.975,1} = 12.7)
 
 
+def note(message: str) -> None:
+    """One line on stderr that is not a warning (e.g. that a run resumes)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def warn(message: str) -> None:
     """One ``warning: ...`` line on stderr."""
     print(f"warning: {message}", file=sys.stderr, flush=True)

@@ -87,7 +87,8 @@ def test_train_resume_and_evaluate_never_trains(tmp_path, monkeypatch, capsys):
         interrupt_training_after_first_chunk(m)
         assert main(["civic", "train", *args]) == 130   # Ctrl-C: one line saying how to resume
     err = capsys.readouterr().err
-    assert err.startswith("interrupted: jaxtwin civic train stopped") and "rerun the same command" in err
+    assert err.startswith("interrupted: jaxtwin civic train stopped; the ") and "files of finished work" in err
+    assert "rerun the same command to resume" in err
     assert "Traceback" not in err
     # one update of each of the 3 training seeds
     assert len(read_csv(out / "train_metrics.csv")) == 3 and (out / "checkpoint.msgpack").exists()
@@ -97,6 +98,7 @@ def test_train_resume_and_evaluate_never_trains(tmp_path, monkeypatch, capsys):
     assert "jaxtwin civic train --out" in err and not (out / "evaluation.csv").exists()
 
     assert main(["civic", "train", *args]) == 0          # resumes the second chunk
+    assert f"resuming the training in {out} at chunk 2 of 2" in capsys.readouterr().err
     assert len(read_csv(out / "train_metrics.csv")) == 3 * 512 // (8 * 32)
     training = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir() if p.is_file()}
     assert {"checkpoint.msgpack", "train_metrics.csv", "config.json", "agent.json"} <= set(training)

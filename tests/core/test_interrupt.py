@@ -33,3 +33,26 @@ def test_sigint_inside_compiled_code_ends_the_process_promptly_with_one_line():
     assert time.monotonic() - t0 < 5.0
     assert proc.returncode == 130 and out == ""
     assert err == "interrupted: resume with the same command\n"
+
+
+def test_an_interruption_says_whether_any_finished_work_is_kept(tmp_path, capsys):
+    """``run_guarded``: stopped before anything was written, it says so instead of promising a resume."""
+    from jaxtwin.core.artifacts import write_csv
+    from jaxtwin.core.cli import run_guarded
+    from jaxtwin.core.config import record_config
+
+    def work(out, n_files):
+        def run():
+            record_config(out, {"n": n_files})
+            for i in range(n_files):
+                write_csv(out / f"part{i}.csv", [{"x": i}])
+            raise KeyboardInterrupt
+        return lambda: run
+
+    assert run_guarded("jaxtwin demo", tmp_path / "a", work(tmp_path / "a", 0)) == 130
+    assert capsys.readouterr().err == ("interrupted: jaxtwin demo stopped before any work finished; "
+                                       "rerun the same command to start it\n")
+    assert run_guarded("jaxtwin demo", tmp_path / "b", work(tmp_path / "b", 2)) == 130
+    assert capsys.readouterr().err == (f"interrupted: jaxtwin demo stopped; the 2 files of finished work "
+                                       f"(results, checkpoints) in {tmp_path / 'b'} are kept: rerun the same "
+                                       "command to resume from them\n")
