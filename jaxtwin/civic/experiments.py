@@ -51,7 +51,6 @@ from jaxtwin.civic.sizes import require_command_fits
 COOP_POLICIES = ("Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP", "DRL-GCP")
 GCP_BASELINES = ("Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP")
 NONCOOP_POLICIES = ("Saving", "Average", "Max", "Myopic-Optimal", "DRL")
-TOLERANCE_POLICIES = NONCOOP_POLICIES
 
 
 # ------------------------------------------------------------------ helpers
@@ -229,13 +228,13 @@ def run_tolerance(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True
     budgets = tuple(float(base_p.budget_factor) * (1.0 - 0.05 * k) for k in trials)
     rows = []
     for mode, axis in (("requests", ("horizon", horizons)), ("budget", ("budget_factor", budgets))):
-        for r in _agent_study(cfg, out, mode, base_env, base_p, name, axis, TOLERANCE_POLICIES,
+        for r in _agent_study(cfg, out, mode, base_env, base_p, name, axis, NONCOOP_POLICIES,
                               overwrite=overwrite, progress=progress):
             k = int(r["point"])
             load, budget = (100 * horizons[k] / N, 100.0) if mode == "requests" else (100.0, 100 * (1 - 0.05 * k))
             rows.append({"mode": mode, "trial": k, "load_pct": load, "budget_pct": budget, **_policy_row(r)})
     summary = _write_results(out, rows, ("mode", "trial", "load_pct", "budget_pct", "policy"))
-    figures.tolerance(out, summary, TOLERANCE_POLICIES)
+    figures.tolerance(out, summary, NONCOOP_POLICIES)
     return rows
 
 
