@@ -43,6 +43,25 @@ def test_every_trial_mode_counts_linearisations_and_keeps_aux():
     assert int(at_start.iterations) == 1 and float(at_start.residual) == 0.0
 
 
+def test_every_trial_mode_traces_linearise_once_under_jit_and_vmap():
+    """linearise's Python runs once per solve (its jaxpr gives the loop's shapes and is
+    replayed in the body), also when it closes over traced values; results are those of
+    the plain problem."""
+    calls = []
+
+    def shifted(x, c):
+        def lin(v):
+            calls.append(1)
+            F, step, aux = _atan(v - c)
+            return F, step, aux
+        return newton(lin, x, tol=1e-12, max_iter=40)
+
+    res = jax.jit(jax.vmap(shifted))(jnp.array([[10.0], [0.5]]), jnp.array([1.0, -2.0]))
+    assert len(calls) == 1
+    np.testing.assert_allclose(res.value[:, 0], [1.0, -2.0], atol=1e-12)
+    assert int(res.iterations[0]) == int(_solve([9.0]).iterations)
+
+
 def test_non_finite_start_stops_at_once():
     for kw, its in (({}, 1), (dict(residual=lambda x: jnp.arctan(x)), 0)):
         res = _solve([jnp.nan], **kw)
