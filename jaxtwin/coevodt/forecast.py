@@ -8,6 +8,7 @@ All functions are pure and jittable with the :class:`ForecastConfig` static.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import jax
@@ -15,6 +16,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from jaxtwin.core.concrete import compiled_when_concrete
 from jaxtwin.core.config import ConfigError, require_choice, require_int, require_positive, require_range
 from jaxtwin.coevodt.env import EnvParams
 from jaxtwin.coevodt.oracle import expected_next_load
@@ -251,6 +253,7 @@ def fit_ar1(x_last: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.stack([y.mean() - b1 * x_last.mean(), b1])
 
 
+@partial(compiled_when_concrete, static_argnames=("cfg",))
 def pretrain(key: jax.Array, loads: jax.Array, cfg: ForecastConfig, states: jax.Array | None = None,
              env_params: EnvParams | None = None) -> tuple[ForecasterState, dict]:
     """Train the LSTM on the windows of ``loads`` (``f32[E, T]``) and score all forecasters.
@@ -290,6 +293,7 @@ def pretrain(key: jax.Array, loads: jax.Array, cfg: ForecastConfig, states: jax.
     return state, report
 
 
+@partial(compiled_when_concrete, static_argnames=("cfg",))
 def finetune(fstate: ForecasterState, key: jax.Array, loads: jax.Array,
              cfg: ForecastConfig) -> ForecasterState:
     """Online update on the windows of recent episodes' ``loads`` (``f32[P, T]``).
@@ -319,6 +323,7 @@ def finetune(fstate: ForecasterState, key: jax.Array, loads: jax.Array,
     return fstate.replace(params=params)
 
 
+@partial(compiled_when_concrete, static_argnames=("cfg",))
 def predict(fstate: ForecasterState, windows: jax.Array, cfg: ForecastConfig) -> jax.Array:
     """Next-load forecasts (in load units) for ``f32[..., window]`` inputs.
 

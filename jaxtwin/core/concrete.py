@@ -8,6 +8,7 @@ validator when every leaf is concrete, skip it when any leaf is a tracer.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, TypeVar
 
 import jax
@@ -29,4 +30,19 @@ def check_if_concrete(validate: Callable[..., object], value: T, *args) -> T:
     return value
 
 
-__all__ = ["check_if_concrete", "is_concrete"]
+def compiled_when_concrete(fn: Callable, *, static_argnames: tuple[str, ...] = ()) -> Callable:
+    """``fn`` run as one compiled program when every array argument is concrete (a user's
+    call, which op by op would compile each primitive on its own: seconds for a training
+    step's worth of them) and inline when any is traced (inside another program, which
+    compiles it as part of itself, unchanged). ``static_argnames``: hashable arguments
+    (configs) that fix the program."""
+    jitted = jax.jit(fn, static_argnames=static_argnames)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        dynamic = (args, {k: v for k, v in kwargs.items() if k not in static_argnames})
+        return jitted(*args, **kwargs) if is_concrete(dynamic) else fn(*args, **kwargs)
+    return call
+
+
+__all__ = ["check_if_concrete", "compiled_when_concrete", "is_concrete"]

@@ -16,12 +16,16 @@ H = M * H_PER
 SLA_SLICE = slice(2 * M + 2 * H, 2 * M + 3 * H)   # after budgets, fulfilled, clients, requests
 
 
+_COMPILED = {env: (jax.jit(env.reset_env), jax.jit(env.step_env)) for env in (PLAIN, SLA)}   # not op by op
+
+
 def _rollout(env, key, actions):
     params = env.default_params
-    obs, state = env.reset_env(key, params)
+    reset, step = _COMPILED[env]
+    obs, state = reset(key, params)
     out = [(obs, state, 0.0)]
     for t, a in enumerate(actions):
-        obs, state, reward, *_ = env.step_env(jax.random.fold_in(key, t), state, a, params)
+        obs, state, reward, *_ = step(jax.random.fold_in(key, t), state, a, params)
         out.append((obs, state, reward))
     return out
 
