@@ -16,34 +16,42 @@ CIVIC = ["sweep", "civic", "--grid", "budget_factor=0.4,1.2", "--set", "horizon=
 
 
 def test_civic_sweep_matches_per_point_evaluation_and_plots(tmp_path, capsys):
+    """Two budgets x two horizons: one program (the horizons padded to 8, each point masked to
+    its own), every row exactly what an evaluator of an env with that horizon returns."""
     from jaxtwin.civic.baselines import make_baseline
     from jaxtwin.civic.env import CivicEnv
     from jaxtwin.civic.evaluate import make_evaluator
 
     out = tmp_path / "civic"
-    assert main([*CIVIC, "--out", str(out)]) == 0
+    assert CIVIC[4:6] == ["--set", "horizon=8"]
+    assert main([*CIVIC[:4], "--grid", "horizon=6,8", *CIVIC[6:], "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "civic study: 4 point x policy rows" in text and "summary.csv" in text
+    assert "civic study: 8 point x policy rows" in text and "summary.csv" in text
     rows = artifacts.read_table(out / "results.csv")
-    assert len(rows) == 2 * 2 * 3
-    assert list(rows[0])[:5] == ["point", "budget_factor", "policy", "seed", "completion_pct"]
-    env = CivicEnv(2, 1, 8, cooperative=True)
-    ev = make_evaluator(env, [make_baseline(n, env) for n in ("Random-GCP", "Myopic-GCP")])
+    assert len(rows) == 2 * 2 * 2 * 3
+    assert list(rows[0])[:6] == ["point", "budget_factor", "horizon", "policy", "seed", "completion_pct"]
     keys = jax.random.split(jax.random.PRNGKey(0), 3)
-    for bf in (0.4, 1.2):
-        m = ev(keys, env.default_params.replace(budget_factor=bf))
-        got = [r for r in rows if r["budget_factor"] == bf]
-        for r in got:
-            p = ("Random-GCP", "Myopic-GCP").index(r["policy"])
-            assert r["episode_return"] == float(m["episode_return"][p, r["seed"]])   # exact
-            assert r["total_cost"] == float(m["total_cost"][p, r["seed"]])
+    for T in (6, 8):
+        env = CivicEnv(2, 1, T, cooperative=True)
+        ev = make_evaluator(env, [make_baseline(n, env) for n in ("Random-GCP", "Myopic-GCP")])
+        for bf in (0.4, 1.2):
+            m = ev(keys, env.default_params.replace(budget_factor=bf))
+            got = [r for r in rows if r["budget_factor"] == bf and r["horizon"] == T]
+            assert len(got) == 2 * 3
+            for r in got:
+                p = ("Random-GCP", "Myopic-GCP").index(r["policy"])
+                assert r["episode_return"] == float(m["episode_return"][p, r["seed"]])   # exact
+                assert r["total_cost"] == float(m["total_cost"][p, r["seed"]])
     record = json.loads((out / "study.json").read_text())
-    assert record["groups"][0]["chunks"] == 2 and record["groups"][0]["compilations"] == 1
+    (group,) = record["groups"]
+    assert group["shape"]["horizon"] == 8 and group["chunks"] == 4 and group["compilations"] == 1
     assert record["metric_labels"]["gini"] == "Gini of served requests"   # `jaxtwin plot`'s axis label
     summary = artifacts.read_table(out / "summary.csv")
     assert {"completion_pct_mean", "completion_pct_std", "completion_pct_ci95", "n_seeds"} <= set(summary[0])
-    assert (out / "episode_return_vs_budget_factor.png").exists()
-    assert main(["plot", str(out), "--x", "budget_factor", "--metric", "gini"]) == 0
+    assert (out / "episode_return_heatmap.png").exists()
+    assert main(["plot", str(out), "--x", "budget_factor", "--metric", "gini"]) == 2   # horizon varies too
+    assert "axes horizon also vary" in capsys.readouterr().out
+    assert main(["plot", str(out), "--x", "budget_factor", "--metric", "gini", "--where", "horizon=8"]) == 0
     assert (out / "gini_vs_budget_factor.png").exists()
     assert main(["plot", str(out), "--x", "nope", "--metric", "gini"]) == 2
     assert "--x nope: not a column" in capsys.readouterr().out

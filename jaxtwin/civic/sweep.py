@@ -4,7 +4,10 @@
 the same episode keys at every point (common random numbers).
 
 Shape fields (each value its own compiled program): ``n_msps``,
-``heads_per_msp``, ``horizon`` and ``cooperative``. Every other field is a leaf
+``heads_per_msp`` and ``cooperative``. The horizons of a study run as one program
+padded to the longest (``episode_steps`` masks each point to its own horizon, with
+results bit for bit those of an env of that horizon), unless the study sets
+``episode_steps`` itself or uses ``train_on = "base"``. Every other field is a leaf
 of the params vmapped over points, so a grid over them runs as one program.
 The defaults are the spec v2 scenario (``T_ref`` = 100, threshold 0.85,
 ``p_req`` 0.8, ``budget_factor`` 0.8) with 3 MSPs, one Head each, T = 100,
@@ -55,7 +58,8 @@ from jaxtwin.civic.sizes import evaluation_bytes, ppo_bytes
 SHAPE_FIELDS = {
     "n_msps": AxisField("n_msps", int, 3, "shape", "MSPs"),
     "heads_per_msp": AxisField("heads_per_msp", int, 1, "shape", "Heads per MSP"),
-    "horizon": AxisField("horizon", int, 100, "shape", "episode length T (steps)"),
+    "horizon": AxisField("horizon", int, 100, "shape", "episode length T (steps); a study's horizons share "
+                         "one program padded to the longest"),
     "cooperative": AxisField("cooperative", bool, True, "shape", "GCP credit pool on"),
     "observe_sla": AxisField("observe_sla", bool, False, "shape", "trained agents observe the SLA accuracies"),
     "train_seeds": AxisField("train_seeds", int, 3, "shape", "PPO trainings per point (DRL, DRL-GCP)"),
@@ -185,7 +189,11 @@ class Runner:
         return out
 
     def params(self, values: Mapping[str, Any]) -> EnvParams:
-        """The env's defaults with ``values``, checked (``ConfigError`` names the field)."""
+        """The env's defaults with ``values``, checked (``ConfigError`` names the field); a
+        ``horizon`` among them (a padded group) becomes the point's ``episode_steps``."""
+        values = dict(values)
+        if "horizon" in values:
+            values["episode_steps"] = values.pop("horizon")
         p = validate_params(_with(self.env.default_params, values), self.env)
         check_policies(self._pols, p)
         return p
@@ -246,6 +254,16 @@ class CivicAdapter:
             if d and (Path(d) / CHECKPOINT).is_file():
                 out[f"agent_dir={d}"] = hashlib.sha256((Path(d) / CHECKPOINT).read_bytes()).hexdigest()
         return out
+
+    def padded(self, study) -> tuple[str, ...]:
+        """``("horizon",)``: the horizons of a group run as one program padded to the longest,
+        each point masked to its own (``episode_steps``; metrics and trainings bit for bit
+        those of an env of that horizon). Not when the study sets ``episode_steps`` itself
+        or trains once at the base scenario (``train_on = "base"``: one training per horizon)."""
+        declared = {n: vs for n, vs in study.axes} | {n: (v,) for n, v in study.fixed}
+        if "episode_steps" in declared or "base" in declared.get("train_on", ()):
+            return ()
+        return ("horizon",)
 
     def default_policies(self, shape: Mapping[str, Any]) -> tuple[str, ...]:
         """The coop table's baselines (cooperative) or the noncoop table's."""

@@ -1,8 +1,10 @@
 """The study engine: runs a declared :class:`~jaxtwin.core.study.Study` on a
 system's :class:`~jaxtwin.core.study.Adapter`.
 
-Points are split into shape groups (:func:`~jaxtwin.core.study.shape_of`); each
-group is one runner whose program compiles once: its points run in chunks of a
+Points are split into shape groups (:func:`~jaxtwin.core.study.shape_of`; a shape
+field the adapter pads, such as CIVIC's horizon, runs all its values in one group
+padded to the largest, see :func:`plan`); each group is one runner whose program
+compiles once: its points run in chunks of a
 fixed size (the last chunk padded by repeating its last point), every policy and
 seed of a chunk in the same call, the chunk's points spread over ``devices``.
 Every point's parameters are built and checked before anything compiles.
@@ -69,19 +71,30 @@ class Group:
 
 def plan(study: Study, adapter: Adapter) -> tuple[Study, list[dict], list[Group]]:
     """Validate ``study``, expand its points and build (not compile) each shape group's
-    runner and every point's parameters, so every bad value fails here."""
+    runner and every point's parameters, so every bad value fails here.
+
+    A shape field the adapter pads for this study (optional ``adapter.padded(study)``, e.g.
+    CIVIC's horizon) does not split groups: a group's runner is built for its largest value
+    and each point's own value goes to ``runner.params`` with the param fields (a mask)."""
     study = validate(study, adapter)
     points = expand(study)
     fixed = {n: v for n, v in study.fixed if adapter.fields[n].kind == "param"}
+    padded = tuple(adapter.padded(study)) if hasattr(adapter, "padded") else ()
+    shapes = [shape_of(point, study, adapter) for point in points]
+    keys = [tuple((n, v) for n, v in shape.items() if n not in padded) for shape in shapes]
+    largest: dict[tuple, dict[str, Any]] = {}
+    for shape, key in zip(shapes, keys):
+        top = largest.setdefault(key, {})
+        top.update({n: max(top.get(n, shape[n]), shape[n]) for n in padded})
     groups: dict[tuple, Group] = {}
-    for i, point in enumerate(points):
-        shape = shape_of(point, study, adapter)
-        key = tuple(shape.items())
+    for i, (point, shape, key) in enumerate(zip(points, shapes, keys)):
         if key not in groups:
-            pols = group_policies(study, adapter, shape)
-            groups[key] = Group(shape, adapter.group(shape, fixed, pols, study.seeds, study.devices))
+            group_shape = {**shape, **largest[key]}
+            pols = group_policies(study, adapter, group_shape)
+            groups[key] = Group(group_shape, adapter.group(group_shape, fixed, pols, study.seeds, study.devices))
         g = groups[key]
-        values = {**fixed, **{n: v for n, v in point.items() if adapter.fields[n].kind == "param"}}
+        values = {**fixed, **{n: v for n, v in point.items() if adapter.fields[n].kind == "param"},
+                  **{n: shape[n] for n in padded}}
         g.params.append(g.runner.params(values))
         g.points.append(i)
     return study, points, list(groups.values())

@@ -98,6 +98,9 @@ class Adapter(Protocol):
 
     # Optional: ``inputs(study) -> {name: fingerprint}`` of files the study reads (a saved
     # agent); the engine records them, so a rerun over changed inputs is refused.
+    # Optional: ``padded(study) -> field names``: shape fields whose values this study runs
+    # in one program padded to the largest (the runner masks each point to its own value,
+    # which ``GroupRunner.params`` receives); results equal an unpadded group's.
 
 
 @dataclass(frozen=True)

@@ -101,3 +101,31 @@ def test_padded_horizon_equals_the_short_env_exactly():
         np.testing.assert_array_equal(np.asarray(a[m]), np.asarray(b[m]), err_msg=m)
     with pytest.raises(ConfigError, match="episode_steps=13: must be <= the env's horizon 12"):
         padded.reset(jax.random.PRNGKey(0), padded.default_params.replace(episode_steps=13))
+
+
+def test_auto_reset_rollouts_in_a_padded_program_are_the_short_envs():
+    """What training several horizons in one program relies on (the experiments, sweeps):
+    every transition PPO sees (observation, reward, ends, final observation) over episodes
+    that end and auto-reset is bit for bit the horizon-8 env's in the env padded to 12
+    with ``episode_steps = 8``."""
+    from jaxtwin.civic.env import CivicEnv
+
+    def rollout(env, params):
+        actions = jax.random.uniform(jax.random.PRNGKey(2), (20, env.action_size), minval=-1.0, maxval=1.0)
+
+        def one(carry, xs):
+            obs, state = carry
+            key, action = xs
+            obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
+            return (obs, state), (obs, reward, terminated, truncated, info["final_observation"])
+
+        obs, state = env.reset(jax.random.PRNGKey(1), params)
+        keys = jax.random.split(jax.random.PRNGKey(3), 20)
+        return jax.lax.scan(one, (obs, state), (keys, actions))[1]
+
+    short, padded = CivicEnv(2, 1, 8), CivicEnv(2, 1, 12)
+    a = jax.jit(lambda: rollout(short, short.default_params))()
+    b = jax.jit(lambda: rollout(padded, padded.default_params.replace(episode_steps=8)))()
+    assert int(np.asarray(a[3]).sum()) == 2          # two episodes end (t = 8, 16) and reset
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
