@@ -46,19 +46,19 @@ def test_riccati_block_solve_equals_dense_solve():
     params = default_params(u_max=12.0)
     with jax.enable_x64(True):
         p = as_float64(params)
-        ts = time_grid(p.T, 6)
-        Y = C.initial_guess(p, ts)
-        Y = Y.at[:, 4:].set(jax.random.normal(jax.random.key(0), (6, 8), jnp.float64) * 3.0)
 
-        @jax.jit
-        def both(Y):
+        @jax.jit   # one program (op by op, the setup alone compiled ~120 primitives)
+        def both(key):
+            ts = time_grid(p.T, 6)
+            Y = C.initial_guess(p, ts).at[:, 4:].set(jax.random.normal(key, (6, 8), jnp.float64) * 3.0)
             F, step = C.newton_direction(p, ts, Y)
             _, A, B = C.residuals_and_blocks(p, ts, Y)
             J_dense = jax.jacfwd(lambda v: C.collocation_residuals(p, ts, v.reshape(Y.shape)))(Y.reshape(-1))
-            return F, step, C.assemble_jacobian(A, B, 4), J_dense, C.collocation_residuals(p, ts, Y)
+            u = jax.vmap(lambda y: C.pointwise_controls(p, y))(Y)
+            return F, step, C.assemble_jacobian(A, B, 4), J_dense, C.collocation_residuals(p, ts, Y), u
 
-        F, step, J_blocks, J_dense, F_direct = both(Y)
-        u = np.asarray(jax.vmap(lambda y: C.pointwise_controls(p, y))(Y))
+        F, step, J_blocks, J_dense, F_direct, u = both(jax.random.key(0))
+        u = np.asarray(u)
     assert np.any(np.asarray(u) == 0.0) and np.any(np.asarray(u) == 12.0) and np.any((u > 0) & (u < 12))
     np.testing.assert_allclose(F, F_direct, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(J_blocks, J_dense, rtol=1e-10, atol=1e-10)
