@@ -18,7 +18,11 @@ point, ``train_seeds`` learners per point, all the learners of a chunk of points
 one vmapped program (:func:`jaxtwin.civic.agents.train_agents`), then evaluates each
 deterministically on the baselines' episode keys. The training keys are the same at
 every point (common random numbers across points, like the episodes). Its rows carry
-``train_seed``; the summary's CIs for it are across trainings. The ``agent.*`` fields
+``train_seed``; the summary's CIs for it are across trainings. With an output folder a
+chunk's trainings are checkpointed after each of the agent's chunks (``AgentConfig``'s
+default 4) in ``OUT/work/gGGG/cCCCC/agent/`` (learner ``j * train_seeds + s``: the
+chunk's point ``j``, training ``s``; ``train_metrics.csv`` holds the training curves),
+so an interrupted sweep resumes mid-training. The ``agent.*`` fields
 (:class:`~jaxtwin.civic.agents.AgentConfig`), ``train_seeds`` and ``observe_sla``
 are shape fields: each value its own program. With ``train_on = "base"`` the agent
 trains once per shape group, at the base scenario (the defaults with the study's
@@ -74,6 +78,7 @@ SHAPE_FIELDS = {
        for f in dataclasses.fields(AgentConfig) if f.name != "chunks"},
 }
 AGENTS = {True: "DRL-GCP", False: "DRL"}
+AGENT_FOLDER = "agent"   # under a chunk's work folder: its trainings' checkpoint and train_metrics.csv
 DEFAULT_COOP = ("Random", "Average", "Max", "Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP")
 DEFAULT_NONCOOP = ("Random", "Saving", "Average", "Max", "Myopic-Optimal")
 METRIC_LABELS = {"completion_pct": "completion (% of requests served)",
@@ -126,6 +131,7 @@ class Runner:
     with the agent among the policies, its trainings and their evaluation too."""
 
     metrics = METRIC_NAMES
+    checkpoints = True   # the engine passes each chunk's folder: trainings resume from their checkpoints
 
     def __init__(self, shape: Mapping[str, Any], fixed_params: Mapping[str, Any], policies: tuple[str, ...],
                  n_seeds: int, devices: int):
@@ -144,8 +150,7 @@ class Runner:
         call = jax.jit(jax.vmap(policy_metrics(self.env, self._pols), in_axes=(None, 0)))
         self._call = sharding.sharded_call(lambda p, k: call(k, p), devices, in_axes=(0, None))
         if self.n_train:
-            self.agent = AgentConfig(chunks=1, **{k.split(".", 1)[1]: v for k, v in shape.items()
-                                                  if k.startswith("agent.")})
+            self.agent = AgentConfig(**{k.split(".", 1)[1]: v for k, v in shape.items() if k.startswith("agent.")})
             self._agent_call = sharding.sharded_call(self._agent_metrics(), devices, in_axes=(0, 0, None))
         self.base = self.params(fixed_params) if self.n_train and shape["train_on"] == "base" else None
         self._base_nets = None
@@ -198,24 +203,28 @@ class Runner:
         check_policies(self._pols, p)
         return p
 
-    def _train(self, stacked_params: EnvParams, keys: jax.Array):
-        """``train_seeds`` learners per point of the chunk, one vmapped training (with
-        ``train_on = "base"``: the base scenario's learners, trained once); nets ``[point, learner]``."""
+    def _train(self, stacked_params: EnvParams, keys: jax.Array, workdir: Path | None):
+        """``train_seeds`` learners per point of the chunk, one vmapped training checkpointed
+        in ``workdir/agent`` (with ``train_on = "base"``: the base scenario's learners, trained
+        once, in the group's ``base/agent``); nets ``[point, learner]``."""
         n, L = int(np.asarray(stacked_params.threshold).shape[0]), self.n_train
         seed_keys = jax.random.split(jax.random.fold_in(keys[0], 7), L)   # the same at every point
         if self.base is not None:
             if self._base_nets is None:
-                self._base_nets, _ = train_agents(self.env, [self.base] * L, self.agent, seed_keys, progress=False)
+                folder = None if workdir is None else workdir.parent / "base" / AGENT_FOLDER
+                self._base_nets, _ = train_agents(self.env, [self.base] * L, self.agent, seed_keys,
+                                                  ckpt_dir=folder, progress=False)
             return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), self._base_nets)
         points = [jax.tree.map(lambda x: x[i], stacked_params) for i in range(n) for _ in range(L)]
-        nets, _ = train_agents(self.env, points, self.agent, jnp.tile(seed_keys, (n, 1)), progress=False)
+        nets, _ = train_agents(self.env, points, self.agent, jnp.tile(seed_keys, (n, 1)),
+                               ckpt_dir=None if workdir is None else workdir / AGENT_FOLDER, progress=False)
         return jax.tree.map(lambda x: x.reshape((n, L) + x.shape[1:]), nets)
 
-    def __call__(self, stacked_params: EnvParams, keys: jax.Array):
+    def __call__(self, stacked_params: EnvParams, keys: jax.Array, workdir: Path | None = None):
         out = self._call(stacked_params, keys) if self._pols else None
         if not self.n_train:
             return out
-        drl = self._agent_call(self._train(stacked_params, keys), stacked_params, keys)
+        drl = self._agent_call(self._train(stacked_params, keys, workdir), stacked_params, keys)
         if out is None:
             return drl
         return {m: jnp.concatenate([jnp.asarray(out[m]), jnp.asarray(drl[m])], axis=1) for m in self.metrics}

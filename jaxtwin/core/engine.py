@@ -11,7 +11,8 @@ Every point's parameters are built and checked before anything compiles.
 
 With an output folder, each finished chunk is written to ``parts/`` atomically,
 so an interrupted study rerun into the same folder continues from its last
-finished chunk; the folder is claimed through
+finished chunk (a runner that trains keeps its checkpoints under
+``work/gGGG/cCCCC/``, so even an unfinished chunk resumes where it stopped); the folder is claimed through
 :func:`~jaxtwin.core.config.record_config` (a different declaration is refused,
 naming the fields). At the end the engine writes ``results.csv`` (tidy: one row
 per point x policy x seed, columns ``point``, every axis, the policy, the seed,
@@ -39,7 +40,7 @@ from jaxtwin.core.study import (REPLICATE_MARK, Adapter, GroupRunner, Study, exp
                                 study_toml, validate)
 
 MAX_CHUNK = 256
-RESULTS, SUMMARY, RECORD, PARTS = "results.csv", "summary.csv", "study.json", "parts"
+RESULTS, SUMMARY, RECORD, PARTS, WORK = "results.csv", "summary.csv", "study.json", "parts", "work"
 TRAIN_SEED = "train_seed"
 
 _COMPILES = {"count": 0, "seconds": 0.0}
@@ -130,6 +131,16 @@ def _rows(study: Study, adapter: Adapter, points: list[dict], indices: Sequence[
     return rows
 
 
+def _chunk_rows(study: Study, adapter: Adapter, points: list[dict], g: Group, rng: range, size: int,
+                keys: Any, workdir: Path | None) -> list[dict]:
+    """One chunk's tidy rows; a runner that keeps checkpoints (``checkpoints = True``) gets
+    ``workdir``, the chunk's folder under ``OUT/work/`` (``None`` without an output folder)."""
+    stacked = _stack([g.params[i] for i in rng], size)
+    extra = {"workdir": workdir} if getattr(g.runner, "checkpoints", False) else {}
+    metrics = jax.tree.map(np.asarray, g.runner(stacked, keys, **extra))
+    return _rows(study, adapter, points, [g.points[i] for i in rng], g.runner, metrics)
+
+
 def _plain(x: Any) -> Any:
     x = np.asarray(x).item()
     return x if isinstance(x, (bool, int)) else float(x)
@@ -211,18 +222,17 @@ def run(study: Study, adapter: Adapter, out_dir: str | Path | None = None, *, ov
     t_start = time.perf_counter()
     with progress_bar(total, f"sweep {study.system}", enabled=progress, initial=done) as bar:
         k = 0
-        for g, chunks, size in plans:
+        for gi, (g, chunks, size) in enumerate(plans):
             c0, s0, t0 = compilations(), _COMPILES["seconds"], time.perf_counter()
             computed = 0
-            for rng in chunks:
+            for ci, rng in enumerate(chunks):
                 part = parts[k] if out is not None else None
                 k += 1
                 if part is not None and part.exists():
                     rows_by_chunk.append(artifacts.read_table(part))
                     continue
-                idx = [g.points[i] for i in rng]
-                metrics = jax.tree.map(np.asarray, g.runner(_stack([g.params[i] for i in rng], size), keys))
-                rows = _rows(study, adapter, points, idx, g.runner, metrics)
+                work = out / WORK / f"g{gi:03d}" / f"c{ci:04d}" if out is not None else None
+                rows = _chunk_rows(study, adapter, points, g, rng, size, keys, work)
                 if part is not None:
                     part.parent.mkdir(parents=True, exist_ok=True)
                     _write_table(part, rows)

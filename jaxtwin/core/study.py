@@ -70,6 +70,9 @@ class GroupRunner(Protocol):
     # Optional: ``needs(chunk) -> list[jaxtwin.core.memory.Need]``, the peak bytes of the
     # group's programs for ``chunk`` points; the engine refuses a study that cannot fit
     # before any work.
+    # Optional: ``checkpoints = True``: the engine calls ``runner(stacked, keys, workdir=D)``
+    # with one folder per chunk (``OUT/work/gGGG/cCCCC``; its parent is the group's), where
+    # the runner keeps what resumes an interrupted chunk (``None`` without an output folder).
 
 
 class Adapter(Protocol):

@@ -51,7 +51,7 @@ def test_rows_are_the_trainings_a_caller_would_run(swept):
     rows = [r for r in rows if r["policy"] == "DRL-GCP"]
     assert len(rows) == len(THRESHOLDS) * 2 * SEEDS
     assert {r["train_seed"] for r in rows} == {0, 1}
-    agent = AgentConfig(chunks=1, **AGENT)
+    agent = AgentConfig(**AGENT)   # the sweep's: trained in the default 4 chunks (checkpoints)
     points = [ENV.default_params.replace(threshold=t) for t in THRESHOLDS for _ in range(2)]
     train_keys = jax.random.split(jax.random.fold_in(_episode_keys()[0], 7), 2)   # the same at every point
     nets, _ = train_agents(ENV, points, agent, np.concatenate([train_keys, train_keys]), progress=False)
@@ -63,6 +63,44 @@ def test_rows_are_the_trainings_a_caller_would_run(swept):
             assert [r["seed"] for r in mine] == list(range(SEEDS))
             assert [r["served"] for r in mine] == np.asarray(state.n_served.sum(-1)).tolist()
             np.testing.assert_allclose([r["episode_return"] for r in mine], np.asarray(ret), rtol=1e-5)
+
+
+class _StopAtFirstTick:
+    """A progress bar whose first tick (after a training's first chunk is checkpointed) is Ctrl-C."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_training_resumes_from_its_checkpoint(swept, tmp_path, monkeypatch, capsys):
+    """With an output folder the trainings of each chunk are checkpointed under
+    ``work/gGGG/cCCCC/agent``: stopped after their first PPO chunk, a rerun resumes them
+    there and writes the rows of an uninterrupted run (the fixture's, which had no folder)."""
+    import pandas as pd
+
+    from jaxtwin.civic import agents
+
+    with monkeypatch.context() as m:
+        m.setattr(agents, "progress_bar", _StopAtFirstTick)
+        with pytest.raises(KeyboardInterrupt):
+            run_study(_study(), tmp_path / "s", progress=False)
+    work = tmp_path / "s" / "work" / "g000" / "c0000" / "agent"
+    assert (work / "checkpoint.msgpack").exists() and not (work / "agent.json").exists()
+    assert not (tmp_path / "s" / "parts").exists()
+    rows, _ = run_study(_study(), tmp_path / "s", progress=False)
+    assert f"resuming the training in {work} at chunk 2 of 4" in capsys.readouterr().err
+    assert (work / "agent.json").exists() and (work / "train_metrics.csv").exists()
+    # read back from the files, a baseline's empty train_seed is "" where the fixture's is NaN
+    pd.testing.assert_frame_equal(rows.replace("", np.nan), pd.DataFrame(swept[0]), check_dtype=False)
 
 
 def test_train_on_base_trains_once_and_evaluates_that_agent_at_every_point(monkeypatch):
