@@ -22,7 +22,8 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "make_evaluator": ".evaluate",
     # agents
     "AgentConfig": ".agents", "train_agent": ".agents", "train_agents": ".agents", "load_agent": ".agents",
-    "drl_policy": ".agents", "train_through_phases": ".agents",
+    "drl_policy": ".agents", "train_through_phases": ".agents", "agent_actor": ".agents",
+    "load_saved_agent": ".agents", "saved_agent_record": ".agents",
     # experiments (run(config, out_dir) contract; CLI in .cli)
     "CivicConfig": ".config", "scenario_env": ".config", "scenario_params": ".config", "evaluate_policies": ".tables", "run": ".experiments",
     "run_train": ".experiments", "run_evaluate": ".experiments", "EXPERIMENTS": ".experiments",

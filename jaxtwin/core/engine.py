@@ -261,9 +261,12 @@ def run(study: Study, adapter: Adapter, out_dir: str | Path | None = None, *, ov
 
 
 def table(rows: Sequence[Mapping[str, Any]]):
-    """Rows as a pandas DataFrame when pandas is installed, else a dict of columns."""
+    """Rows as a pandas DataFrame when pandas is installed, else a dict of columns; a value
+    a row lacks (a baseline's ``train_seed``) is ``None`` (NaN in a numeric column), as an
+    empty cell read back from the CSVs is, so a study gives the same table with or without
+    an output folder."""
     cols = _columns(rows)
-    data = {c: [r.get(c) for r in rows] for c in cols}
+    data = {c: [None if r.get(c, "") == "" else r[c] for r in rows] for c in cols}
     try:
         import pandas as pd
     except ImportError:
