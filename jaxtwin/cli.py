@@ -15,7 +15,7 @@ import os
 import sys
 
 from jaxtwin.core.config import LineFormatter, Parser
-from jaxtwin.core.interrupt import EXIT_CODE
+from jaxtwin.core.interrupt import EXIT_CODE, remembered_interrupts
 
 # commands over every system: name -> (function in jaxtwin.sweep_cli, summary)
 TOOLS: dict[str, tuple[str, str]] = {
@@ -87,14 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        from jaxtwin.core.compile_cache import enable_compilation_cache
+        with remembered_interrupts():   # a Ctrl-C during the imports is not lost
+            from jaxtwin.core.compile_cache import enable_compilation_cache
 
-        enable_compilation_cache()  # before any JAX work: later runs load compiled programs from disk
-        _prepare_devices_early(argv[1:])
-        if ns.system in TOOLS:
-            return int(getattr(importlib.import_module("jaxtwin.sweep_cli"), TOOLS[ns.system][0])(argv[1:]))
-        system = importlib.import_module(SYSTEMS[ns.system][0]).SYSTEM
-        return int(system.main(argv[1:], prog=f"jaxtwin {ns.system}") or 0)
+            enable_compilation_cache()  # before any JAX work: later runs load compiled programs from disk
+            _prepare_devices_early(argv[1:])
+            if ns.system in TOOLS:
+                return int(getattr(importlib.import_module("jaxtwin.sweep_cli"), TOOLS[ns.system][0])(argv[1:]))
+            system = importlib.import_module(SYSTEMS[ns.system][0]).SYSTEM
+            return int(system.main(argv[1:], prog=f"jaxtwin {ns.system}") or 0)
     except KeyboardInterrupt:  # before the run started (imports): nothing to resume
         print(f"interrupted: jaxtwin {ns.system} stopped before it started", file=sys.stderr)
         return 130

@@ -56,3 +56,29 @@ def test_an_interruption_says_whether_any_finished_work_is_kept(tmp_path, capsys
     assert capsys.readouterr().err == (f"interrupted: jaxtwin demo stopped; the 2 files of finished work "
                                        f"(results, checkpoints) in {tmp_path / 'b'} are kept: rerun the same "
                                        "command to resume from them\n")
+
+
+def test_a_ctrl_c_python_swallowed_still_stops_the_run_at_its_guard():
+    """A SIGINT whose KeyboardInterrupt was lost (here caught and dropped, as Python drops one
+    raised in a garbage-collection callback) stops the guarded work before it starts; after
+    the CLI's run the handler and the memory are gone, so the next run is not affected."""
+    import os
+
+    import pytest
+
+    from jaxtwin.core.interrupt import prompt_interrupt, remembered_interrupts
+
+    before = signal.getsignal(signal.SIGINT)
+    with remembered_interrupts():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass   # swallowed
+        with pytest.raises(KeyboardInterrupt):
+            with prompt_interrupt("stopped"):
+                pytest.fail("the work ran after a Ctrl-C")
+    assert signal.getsignal(signal.SIGINT) is before
+    with prompt_interrupt("stopped"):
+        ran = True
+    assert ran
