@@ -10,6 +10,7 @@ earlier run, so that a rerun does not skip the step as done. With it, the result
 are kept, a ``warning: ...`` line goes to stderr and the message is recorded in
 ``summary.json`` under ``warnings`` (keyed ``"<step>: <solve>"``; a rerun that
 converges removes it); the step's CSV carries ``converged`` (and ``residual``) columns.
+A rerun into that folder without the flag does not reuse them (:func:`check_kept_results`).
 """
 from __future__ import annotations
 
@@ -79,3 +80,19 @@ def require_converged(cfg, summary: dict, step: str, solve: str, residual, conve
 
 
 __all__ = ["REST_POINT_TOL", "require_converged"]
+
+
+def check_kept_results(cfg, summary: dict, step: str) -> None:
+    """Results of ``step`` that an earlier ``--allow-unconverged`` run kept in this folder
+    (its warnings in ``summary.json``) are never reused silently: without the flag the
+    rerun stops as that first run would have (``ResultError``, exit 1); with it the
+    warning is repeated on stderr."""
+    kept = [text for key, text in summary.get("warnings", {}).items() if key.startswith(f"{step}: ")]
+    if not kept:
+        return
+    if not cfg.allow_unconverged:
+        raise ResultError(f"{kept[0].split('; kept because')[0]}: an earlier run with --allow-unconverged kept "
+                          "those results here. Pass --allow-unconverged to reuse them (marked converged=false), "
+                          "or --overwrite to solve again (e.g. with a higher --max-iter)")
+    for text in kept:
+        warn(f"reused: {text}")

@@ -51,7 +51,7 @@ from jaxtwin.core.progress import progress_bar
 from jaxtwin.core.study import Study
 from jaxtwin.core.config import ConfigError, record_config, require_choice, require_int, require_positive
 from jaxtwin.syncgame import figures, sweep as syncgame_sweep
-from jaxtwin.syncgame.checks import REST_POINT_TOL, require_converged
+from jaxtwin.syncgame.checks import REST_POINT_TOL, check_kept_results, require_converged
 from jaxtwin.syncgame.collocation import CollocationOptions, nash_collocation
 from jaxtwin.syncgame.findings import write_findings
 from jaxtwin.syncgame.nash import nash_equilibrium
@@ -365,6 +365,8 @@ def run(config: SyncGameConfig, out_dir, *, overwrite: bool = False, progress: b
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     for name, step in STEPS.items():
         if config.command in (name, "all"):
+            if not overwrite:
+                check_kept_results(config, summary, name)   # kept unconverged results, reused only with the flag
             try:
                 step(config, out, summary, overwrite=overwrite, progress=progress)
             finally:   # a failed solve's residual is recorded too (its step wrote no results)

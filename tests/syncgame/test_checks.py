@@ -44,6 +44,15 @@ def test_allow_unconverged_keeps_ess_marked(tmp_path, capsys):
     assert summary["ess"]["nash_converged"] is False
     assert list(summary["warnings"]) == ["ess: the 2-VSP open-loop Nash solve behind the plateau controls "
                                          "(collocation, n_grid=21)"]
+    mtime = (out / "ess.csv").stat().st_mtime
+    # a rerun without the flag does not pass the kept results off as fine; with it, it warns again
+    assert main(["syncgame", "ess", "--out", str(out), *ONE_STEP]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: syncgame ess: the 2-VSP open-loop Nash solve") and "did not converge" in err
+    assert "an earlier run with --allow-unconverged kept those results here" in err
+    assert main(["syncgame", "ess", "--out", str(out), "--allow-unconverged", *ONE_STEP]) == 0
+    assert "warning: reused: syncgame ess:" in capsys.readouterr().err
+    assert (out / "ess.csv").stat().st_mtime == mtime   # reused, not solved again
 
 
 def test_sensitivity_checks_every_grid_point(tmp_path, capsys):
