@@ -26,6 +26,7 @@ it stays on one device.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -33,9 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxtwin.core import artifacts, engine, provenance, report, sharding
-from jaxtwin.core.config import record_config
+from jaxtwin.core.config import ConfigError, record_config
 from jaxtwin.civic import figures
-from jaxtwin.civic.agents import load_agent, train_agents, train_through_phases
+from jaxtwin.civic.agents import (FINISHED, AgentConfig, load_agent, saved_agent_record, train_agents,
+                                  train_through_phases)
 from jaxtwin.civic.config import (EXPERIMENT_NAMES, CivicConfig, scenario_env,
                                   scenario_params)
 from jaxtwin.civic.env import CivicEnv, EnvParams
@@ -352,12 +354,31 @@ def run_train(config: CivicConfig, out_dir, *, overwrite: bool = False, progress
 EVALUATION_RECORD = "evaluation_config.json"
 
 
+def _with_trained_agent(config: CivicConfig, out: Path) -> CivicConfig:
+    """``config`` with the agent options the finished agent in ``out`` was trained with (its
+    ``agent.json``), so the evaluation's record describes that agent; given ``--agent.*``
+    values that differ are named on stderr and not used (an evaluation trains nothing)."""
+    if not (out / FINISHED).is_file():
+        return config   # load_agent says what to run
+    try:
+        trained = AgentConfig(**saved_agent_record(out).get("agent", {}))
+    except (TypeError, ConfigError):   # a record of another version: the given options stand
+        return config
+    differ = [f"{f.name}={getattr(trained, f.name)!r} (given {getattr(config.agent, f.name)!r})"
+              for f in dataclasses.fields(AgentConfig) if getattr(trained, f.name) != getattr(config.agent, f.name)]
+    if differ:
+        report.note(f"the agent in {out} was trained with " + ", ".join(differ)
+                    + ": the --agent.* options describe a training, so the evaluation uses that agent's")
+    return dataclasses.replace(config, agent=trained)
+
+
 def run_evaluate(config: CivicConfig, out_dir, *, overwrite: bool = False, progress: bool = True) -> list[dict]:
     """The agent trained by :func:`run_train` in ``out_dir`` against the baselines (loaded,
     never trained: an unfinished training is an error); writes ``evaluation.csv``."""
     require_command_fits(config, "evaluate")
     out = Path(out_dir)
     env, p = _scenario(config)
+    config = _with_trained_agent(config, out)
     net = load_agent(out, env, config.agent, p)
     names = (("Random", "Saving", "Average", "Max", *GCP_BASELINES) if config.cooperative
              else ("Random", "Saving", "Average", "Max", "Myopic-Optimal"))

@@ -1,5 +1,6 @@
 """CIVIC experiments: tiny end-to-end CLI runs, train/resume/evaluate (evaluate only loads),
 config errors, PPO beats baselines."""
+import json
 import math
 
 import jax
@@ -110,6 +111,10 @@ def test_train_resume_and_evaluate_never_trains(tmp_path, monkeypatch, capsys):
     # another number of training environments: the same network, the same evaluation
     assert main(["civic", "evaluate", *args, "--agent.num-envs", "16"]) == 0
     assert (out / "evaluation.csv").read_bytes() == first
+    # the record describes the agent evaluated (its agent.json), whatever --agent.* says
+    assert "was trained with num_envs=8 (given 16)" in capsys.readouterr().err
+    recorded = json.loads((out / "evaluation_config.json").read_text())["config"]["agent"]
+    assert recorded == json.loads((out / "agent.json").read_text())["agent"]
     assert main(["civic", "evaluate", *args, "--n-msps", "3"]) == 2
     assert "trained for another scenario: n_msps=2 there, 3 here" in capsys.readouterr().err
     for name, (data, mtime) in training.items():
