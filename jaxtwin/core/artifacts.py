@@ -67,7 +67,8 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename (never half-written)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    _IN_FLIGHT.add(tmp)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -79,7 +80,23 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    finally:
+        _IN_FLIGHT.discard(tmp)
     _record_write(path)
+
+
+TMP_SUFFIX = ".tmp"
+_IN_FLIGHT: set[str] = set()   # temporary files being written now
+
+
+def remove_unfinished_writes() -> None:
+    """Delete the temporary files of writes in progress (a process about to end at once,
+    e.g. on Ctrl-C inside compiled code, leaves no ``.name.XXXX.tmp`` behind)."""
+    for tmp in list(_IN_FLIGHT):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def _plain(value: Any) -> Any:

@@ -82,6 +82,9 @@ def prompt_interrupt(message: str | Callable[[], str], grace_s: float = 1.0) -> 
             if not signum or done.is_set():
                 return
             if signum[0] == signal.SIGINT and not handled.wait(grace_s) and not done.is_set():
+                from jaxtwin.core.artifacts import remove_unfinished_writes
+
+                remove_unfinished_writes()   # a write the main thread will not finish
                 print(message() if callable(message) else message, file=sys.stderr, flush=True)
                 os._exit(EXIT_CODE)
 

@@ -33,3 +33,22 @@ def test_json_handles_dataclasses_and_arrays(tmp_path):
 
     write_json(tmp_path / "c.json", {"cfg": C(), "arr": np.arange(2)})
     assert json.loads((tmp_path / "c.json").read_text()) == {"cfg": {"x": [1, 2]}, "arr": [0, 1]}
+
+
+def test_a_write_cut_short_by_an_immediate_exit_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """Ctrl-C inside compiled code ends the process from the watchdog thread (os._exit, no
+    cleanup in the main thread): it first removes the temporary files of writes in progress."""
+    from jaxtwin.core import artifacts
+
+    left = []
+
+    def fsync_then_exit(fd):   # the main thread is mid-write when the watchdog acts
+        assert list(tmp_path.glob(".r.json.*.tmp"))
+        artifacts.remove_unfinished_writes()
+        left.extend(tmp_path.glob(".*.tmp"))
+        raise SystemExit(130)   # stands for os._exit
+
+    monkeypatch.setattr(artifacts.os, "fsync", fsync_then_exit)
+    with pytest.raises(SystemExit):
+        write_json(tmp_path / "r.json", {"a": 1})
+    assert left == [] and not (tmp_path / "r.json").exists()
