@@ -143,7 +143,7 @@ def _check_credit_range(params, env) -> None:
               f"too large for int32 credit bookkeeping at credit_unit={float(p.credit_unit):g}: the "
               f"initial budget (up to {p.budget_factor * per_factor:.6g}) may exceed 2**31-1 credit "
               f"units; the largest budget_factor accepted for this scenario is {largest:.6g} "
-              "(or raise credit_unit)")
+              "(or raise EnvParams.credit_unit, a Python API field)")
 
 
 def validate_params(params, env=None):

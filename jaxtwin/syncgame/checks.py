@@ -55,8 +55,11 @@ def require_converged(cfg, summary: dict, step: str, solve: str, residual, conve
     def res(j):
         return "" if np.isnan(residual[j]) else f"residual {residual[j]:.3g}"
 
+    def against_tol(j):   # a finite residual within tol fails on something else (e.g. NaN payoffs)
+        return f" {'>' if not residual[j] <= tol else '<='} tol {tol:g}"
+
     if labels is None:
-        detail = (f"{res(bad[0])} > tol {tol:g}" if res(bad[0]) else "") + why
+        detail = (res(bad[0]) + against_tol(bad[0]) if res(bad[0]) else "") + why
     else:
         points = ", ".join(f"{labels[j]}" + (f": {res(j)}" if res(j) else "") for j in bad[:6])
         more = f", and {bad.size - 6} more" if bad.size > 6 else ""
