@@ -22,7 +22,7 @@ import numpy as np
 
 
 _TRACKED: dict[Path, Path] = {}  # claimed output folder -> its list of written files
-_WRITTEN: dict[Path, list[Path]] = {}  # claimed output folder -> files written since the claim
+_WRITTEN: dict[Path, dict[Path, None]] = {}  # claimed output folder -> files written since the claim (ordered)
 
 
 def track_writes(root: str | os.PathLike, manifest: str | os.PathLike) -> None:
@@ -32,7 +32,7 @@ def track_writes(root: str | os.PathLike, manifest: str | os.PathLike) -> None:
     for inner in [r for r in _TRACKED if root in r.parents]:   # claims inside an earlier claim of root
         del _TRACKED[inner], _WRITTEN[inner]
     _TRACKED[root] = Path(manifest)
-    _WRITTEN[root] = []
+    _WRITTEN[root] = {}
 
 
 def written_since_claim(root: str | os.PathLike) -> list[Path]:
@@ -42,7 +42,7 @@ def written_since_claim(root: str | os.PathLike) -> list[Path]:
     if root not in _WRITTEN:
         return []
     inner = [f for r, fs in _WRITTEN.items() if root in r.parents for f in fs]
-    return list(dict.fromkeys(_WRITTEN[root] + inner))
+    return list(dict.fromkeys([*_WRITTEN[root], *inner]))
 
 
 def _record_write(path: Path) -> None:
@@ -51,8 +51,9 @@ def _record_write(path: Path) -> None:
     if roots:
         root = max(roots, key=lambda r: len(r.parts))  # the innermost claimed folder
         manifest = _TRACKED[root]
-        _WRITTEN[root].append(path)
-        if path != manifest:
+        rewritten = path in _WRITTEN[root]   # a checkpoint rewritten every chunk is listed once
+        _WRITTEN[root][path] = None
+        if path != manifest and not rewritten:
             with open(manifest, "a") as fh:
                 fh.write(f"{path.relative_to(root)}\n")
 

@@ -52,3 +52,17 @@ def test_a_write_cut_short_by_an_immediate_exit_leaves_no_temporary_file(tmp_pat
     with pytest.raises(SystemExit):
         write_json(tmp_path / "r.json", {"a": 1})
     assert left == [] and not (tmp_path / "r.json").exists()
+
+
+def test_the_manifest_lists_a_rewritten_file_once(tmp_path):
+    """A claimed folder's list of written files (what --overwrite deletes, what Ctrl-C counts)
+    names a checkpoint rewritten after every chunk once."""
+    from jaxtwin.core import artifacts
+
+    manifest = tmp_path / ".config.json.files"
+    artifacts.track_writes(tmp_path, manifest)
+    for chunk in range(3):
+        write_json(tmp_path / "checkpoint.json", {"chunk": chunk})
+        write_json(tmp_path / f"part{chunk}.json", {})
+    assert manifest.read_text().split() == ["checkpoint.json", "part0.json", "part1.json", "part2.json"]
+    assert [p.name for p in artifacts.written_since_claim(tmp_path)] == manifest.read_text().split()
