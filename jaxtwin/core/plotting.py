@@ -104,6 +104,10 @@ def line_plot(path: str | os.PathLike, x, series: Mapping[str, Sequence[float]],
             ax.fill_between([], [], [], color="grey", alpha=0.2, label=f"band: {band_label}")
         if log_x:
             ax.set_xscale("log")
+        elif not inf_ticks and np.all(np.mod(x, 1) == 0):   # an integer axis (a horizon): no 6.25 ticks
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if inf_ticks:
             ticks = [t for t in ax.get_xticks() if np.min(x) <= t < min(inf_ticks)] + inf_ticks
             ax.set_xticks(ticks, [f"{t:g}" for t in ticks[:-len(inf_ticks)]] + ["∞"] * len(inf_ticks))
