@@ -59,7 +59,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxtwin.core.concrete import is_concrete
+from jaxtwin.core.concrete import compiled_when_concrete
 from jaxtwin.core.config import ConfigError
 from jaxtwin.core.env import Environment
 from jaxtwin.core.spaces import Box
@@ -217,13 +217,10 @@ class CivicEnv(Environment[CivicState, EnvParams]):
         return jnp.clip(jnp.concatenate([jnp.asarray(p, jnp.float32) for p in parts]), -1.0, 1.0)
 
     def initial_budgets(self, params: EnvParams):
-        """Per-MSP initial budgets in credit units (module doc: budget sizing); concrete params
-        run compiled, one program per env shape (op by op: ~120 primitive compiles, 4.6 s)."""
-        if is_concrete(params):
-            return _compiled_initial_budgets(self, params)
-        return self._initial_budgets(params)
+        """Per-MSP initial budgets in credit units (module doc); concrete params run compiled."""
+        return _initial_budgets(self, params)
 
-    def _initial_budgets(self, params: EnvParams):
+    def _budgets(self, params: EnvParams):
         r = self.rooms(params)
         c_mean = (1.0 + r.V_max) / 2.0
         eps_mean = (r.eps_min + r.eps_max) / 2.0
@@ -393,14 +390,10 @@ def credit_total(state: CivicState):
     return jnp.sum(state.budget) + state.gcp + state.spent
 
 
-CivicParams = EnvParams
-"""Alias of :class:`EnvParams` under a name unique across jaxtwin's systems (for re-export)."""
-
-
 def default_params(cooperative: bool = True) -> EnvParams:
     """The spec's CIVIC constants, as ``CivicEnv(cooperative=...).default_params``
     gives them (unbalanced budgets in the cooperative setting)."""
     return EnvParams(unbalanced_budgets=cooperative)
 
 
-_compiled_initial_budgets = jax.jit(lambda env, params: env._initial_budgets(params), static_argnums=0)
+_initial_budgets = compiled_when_concrete(lambda env, params: env._budgets(params), static_argnames=("env",))

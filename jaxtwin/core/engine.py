@@ -12,10 +12,10 @@ Every point's parameters are built and checked before anything compiles.
 With an output folder, each finished chunk is written to ``parts/`` atomically,
 so an interrupted study rerun into the same folder continues from its last
 finished chunk (a runner that trains keeps its checkpoints under
-``work/gGGG/cCCCC/``, so even an unfinished chunk resumes where it stopped); the folder is claimed through
-:func:`~jaxtwin.core.config.record_config` (a different declaration is refused,
-naming the fields). At the end the engine writes ``results.csv`` (tidy: one row
-per point x policy x seed, columns ``point``, every axis, the policy, the seed,
+``work/gGGG/cCCCC/``, so even an unfinished chunk resumes where it stopped); the
+folder is claimed through :func:`~jaxtwin.core.config.record_config` (a different
+declaration is refused, naming the fields). At the end the engine writes
+``results.csv`` (tidy: one row per point x policy x seed, columns ``point``, every axis, the policy, the seed,
 every metric), ``summary.csv`` (per point x policy: ``n_seeds`` (``n_runs``) and each metric's
 ``_mean``, ``_std``, ``_ci95`` — the half-width of the 95% Student-t interval
 over seeds), ``study.json`` (the declaration, groups, compile and run times)

@@ -67,12 +67,9 @@ class GroupRunner(Protocol):
     def __call__(self, stacked_params: Any, keys: Any) -> Mapping[str, Any]:
         """Metrics ``[point, policy, seed]`` for params stacked over points."""
 
-    # Optional: ``needs(chunk) -> list[jaxtwin.core.memory.Need]``, the peak bytes of the
-    # group's programs for ``chunk`` points; the engine refuses a study that cannot fit
-    # before any work.
-    # Optional: ``checkpoints = True``: the engine calls ``runner(stacked, keys, workdir=D)``
-    # with one folder per chunk (``OUT/work/gGGG/cCCCC``; its parent is the group's), where
-    # the runner keeps what resumes an interrupted chunk (``None`` without an output folder).
+    # Optional: ``needs(chunk) -> list[Need]`` (peak bytes for ``chunk`` points; a study that
+    # cannot fit is refused before any work); ``checkpoints = True``: called with
+    # ``workdir=OUT/work/gGGG/cCCCC`` (None without a folder) to keep what resumes a chunk.
 
 
 class Adapter(Protocol):
@@ -100,10 +97,8 @@ class Adapter(Protocol):
         """The runner of one shape group (builds, does not compile)."""
 
     # Optional: ``inputs(study) -> {name: fingerprint}`` of files the study reads (a saved
-    # agent); the engine records them, so a rerun over changed inputs is refused.
-    # Optional: ``padded(study) -> field names``: shape fields whose values this study runs
-    # in one program padded to the largest (the runner masks each point to its own value,
-    # which ``GroupRunner.params`` receives); results equal an unpadded group's.
+    # agent: a rerun over changed inputs is refused); ``padded(study) -> names``: shape fields
+    # run in one program padded to the largest value (``params`` gets each point's own).
 
 
 @dataclass(frozen=True)
