@@ -30,7 +30,9 @@ def remembered_interrupts() -> Iterator[None]:
     stops at its start after one that Python swallowed: a signal that lands while a
     callback runs during garbage collection is printed as ``Exception ignored in
     ... _xla_gc_callback`` and lost (seen once in 17 interrupts during start-up, when
-    the run then finished as if nothing had happened)."""
+    the run then finished as if nothing had happened). Since it is remembered, that
+    printout (a traceback of the signal handler) is left out: the run's one line says
+    what happened."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -39,12 +41,18 @@ def remembered_interrupts() -> Iterator[None]:
         _SEEN.set()
         raise KeyboardInterrupt
 
+    def quiet_when_remembered(unraisable):
+        if not (isinstance(unraisable.exc_value, KeyboardInterrupt) and _SEEN.is_set()):
+            previous_hook(unraisable)
+
     _SEEN.clear()
-    previous = signal.signal(signal.SIGINT, remember)
+    previous, previous_hook = signal.signal(signal.SIGINT, remember), sys.unraisablehook
+    sys.unraisablehook = quiet_when_remembered
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook
         _SEEN.clear()
 
 
