@@ -93,7 +93,7 @@ def test_padded_horizon_equals_the_short_env_exactly():
 
     short, padded = CivicEnv(2, 1, 8), CivicEnv(2, 1, 12)
     keys = jax.random.split(jax.random.PRNGKey(1), 4)
-    names = ("Random-GCP", "Myopic-GCP", "Max")
+    names = ("Random-GCP", "Max")   # a stochastic policy drawing from the keys, a pooled env
     a = make_evaluator(short, [make_baseline(n, short) for n in names])(keys, short.default_params)
     b = make_evaluator(padded, [make_baseline(n, padded) for n in names])(
         keys, padded.default_params.replace(episode_steps=8))
