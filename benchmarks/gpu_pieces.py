@@ -151,42 +151,44 @@ def civic_config(scale: str):
 
 
 def piece_civic(scale: str, clock: Clock) -> None:
-    """The coop experiment's PPO trainings exactly as ``jaxtwin civic experiment coop`` runs them
-    (:func:`jaxtwin.civic.experiments.coop_trainings`: per MSP count, DRL and DRL-GCP each one
-    vmapped program over horizons x training seeds, :func:`jaxtwin.civic.agents.train_agents`),
-    compile included; stops early (and says so) when the next program would not fit."""
-    from jaxtwin.civic.agents import train_agents
-    from jaxtwin.civic.experiments import coop_trainings
+    """The coop experiment exactly as ``jaxtwin civic experiment coop`` runs it, one MSP count
+    at a time: the study of :func:`jaxtwin.civic.experiments.coop_study` on the engine (per MSP
+    count one shape group: DRL and DRL-GCP each one vmapped training of horizons x training
+    seeds, then every policy's evaluation), compile included, no output files; stops early
+    (and says so) when the next MSP count would not fit."""
+    import dataclasses
+
+    from jaxtwin.civic.experiments import coop_study
+    from jaxtwin.civic.sweep import ADAPTER
     from jaxtwin.core import engine
 
     cfg = civic_config(scale)
-    programs = [tr for per_m in coop_trainings(cfg).values() for tr in per_m]
     pcfg = cfg.agent.ppo()
+    learners = len(cfg.horizons) * cfg.train_seeds
     total, done, compiles = 0.0, 0, engine.compilations()
-    for tag, env, points, keys in programs:
+    for M in cfg.msps:
         if done and not clock.fits(total / done + 5):
             break
         t0 = time.perf_counter()
-        _, metrics = train_agents(env, points, cfg.agent, keys, None, progress=False)
+        rows, _ = engine.run(coop_study(dataclasses.replace(cfg, msps=(M,))), ADAPTER, None, progress=False)
         r = time.perf_counter() - t0
-        last = np.asarray(metrics["mean_return"])[:, -1]
+        drl = [row["episode_return"] for row in rows if str(row["policy"]).startswith("DRL")]
         total, done = total + r, done + 1
-        emit("civic", f"PPO M{env.n_msps} {tag}, {len(points)} learners", r, "s", table=False,
-             env_steps=len(points) * pcfg.num_updates * pcfg.batch_size, last_mean_return=last.tolist(),
-             finite=bool(np.all(np.isfinite(last))))
-    n = len(programs)
-    label = (f"CIVIC coop training, {len(cfg.msps) * len(cfg.horizons)} scenario(s) x 2 agents x "
-             f"{cfg.train_seeds} seeds in {n} programs, {pcfg.total_timesteps:,} env steps each")
-    learners = len(programs[0][2])
-    detail = dict(programs_done=done, programs=n, compilations=engine.compilations() - compiles,
-                  env_steps_per_s=done * learners * pcfg.num_updates * pcfg.batch_size / total if total else None,
-                  num_envs=pcfg.num_envs, num_steps=pcfg.num_steps, evaluation="not included")
+        emit("civic", f"coop M{M}: DRL and DRL-GCP, {learners} learners each, and the evaluation", r, "s",
+             table=False, env_steps=2 * learners * pcfg.num_updates * pcfg.batch_size,
+             finite=bool(np.all(np.isfinite(drl))))
+    n = len(cfg.msps)
+    label = (f"CIVIC coop experiment, {n * len(cfg.horizons)} scenario(s) x 2 agents x {cfg.train_seeds} seeds "
+             f"in {2 * n} training programs, {pcfg.total_timesteps:,} env steps each, with the evaluation")
+    detail = dict(msp_counts_done=done, msp_counts=n, compilations=engine.compilations() - compiles,
+                  env_steps_per_s=done * 2 * learners * pcfg.num_updates * pcfg.batch_size / total if total else None,
+                  num_envs=pcfg.num_envs, num_steps=pcfg.num_steps)
     if done == n:
         emit("civic", label + " (compile + run)", total, "s", target=TARGETS["civic"], met=total < 180, **detail)
     else:
-        emit("civic", label + f": only {done} of {n} programs fit the time guard", total, "s",
+        emit("civic", label + f": only {done} of {n} MSP counts fit the time guard", total, "s",
              target=TARGETS["civic"], met=None, projection_s=total / done * n if done else None,
-             note="incomplete: the projection is from the programs done, not a measurement", **detail)
+             note="incomplete: the projection is from the MSP counts done, not a measurement", **detail)
 
 
 # ------------------------------------------------------------------ PPO throughput, sweep

@@ -151,10 +151,21 @@ def train_agents(env: CivicEnv, params: EnvParams | list[EnvParams], agent: Agen
     if ckpt_dir is not None and (done_chunks < len(sizes) or not (ckpt_dir / FINISHED).exists()):
         artifacts.write_json(ckpt_dir / FINISHED, {"agent": agent, "scenario": scenario_shape(env),
                                                    "updates": n_updates, "learners": n_learners})
+    return runner.train_state.params, _metric_arrays(history, n_learners)
+
+
+def _metric_arrays(history: list[dict], n_learners: int) -> dict[str, np.ndarray]:
+    """``train_metrics.csv`` rows (one per update x learner) as arrays ``(learners, updates)``."""
     names = [k for k in (history[0] if history else {}) if k not in ("chunk", "learner")]
-    metrics = {k: np.asarray([[h[k] for h in history if h["learner"] == learner]
-                              for learner in range(n_learners)]) for k in names}
-    return runner.train_state.params, metrics
+    return {k: np.asarray([[h[k] for h in history if h["learner"] == learner]
+                           for learner in range(n_learners)]) for k in names}
+
+
+def read_training_metrics(ckpt_dir: str | Path) -> dict[str, np.ndarray]:
+    """The training curves :func:`train_agents` saved in ``ckpt_dir`` (``train_metrics.csv``):
+    ``mean_return``, ``env_steps``, ... as arrays ``(learners, updates)``."""
+    history = [{k: float(v) for k, v in r.items()} for r in artifacts.read_csv(Path(ckpt_dir) / METRICS)]
+    return _metric_arrays(history, len({int(h["learner"]) for h in history}))
 
 
 def train_agent(env: CivicEnv, params: EnvParams, agent: AgentConfig, key: jax.Array,

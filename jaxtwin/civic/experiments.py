@@ -15,8 +15,11 @@ config: :mod:`jaxtwin.civic.config`).
   ``out_dir`` (:func:`jaxtwin.civic.agents.load_agent`; never trains) against the
   baselines: ``evaluation.csv``, ``evaluation_summary.csv``, ``evaluation_config.json``.
 
-Trained agents are cached per scenario under ``DIR/agents/<name>/`` so a rerun
-skips finished training; ``--overwrite`` redoes everything.
+coop and noncoop are declared studies (:func:`coop_study`, :func:`noncoop_study`) run by
+the study engine into ``DIR/studies/<name>/``, their trainings checkpointed under its
+``work/``; tolerance and withdraw train one agent under ``DIR/agents/<name>/`` and evaluate
+it in studies. A rerun skips finished work and resumes an interrupted training;
+``--overwrite`` redoes everything.
 
 ``--devices N`` spreads the evaluation episodes (the vmapped seed batch of
 every evaluation, :mod:`jaxtwin.core.sharding`) over N devices (0: all),
@@ -30,7 +33,6 @@ import dataclasses
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxtwin.core import artifacts, engine, provenance, report, sharding
@@ -44,10 +46,9 @@ from jaxtwin.civic.env import CivicEnv, EnvParams
 from jaxtwin.learn import ppo
 from jaxtwin.civic.baselines import from_actor, make_baseline
 from jaxtwin.civic.evaluate import METRIC_NAMES, episode_metrics, run_episode
-from jaxtwin.civic.sweep import ADAPTER, scenario_fixed
+from jaxtwin.civic.sweep import ADAPTER, agent_fixed, agent_folder, scenario_fixed, training_curves
 from jaxtwin.core.study import Study
-from jaxtwin.civic.tables import (agent_verdicts, drl_policies, evaluate_policies, learner_range,
-                                  summarize)
+from jaxtwin.civic.tables import agent_verdicts, drl_policies, evaluate_policies, summarize
 from jaxtwin.civic.sizes import require_command_fits
 
 COOP_POLICIES = ("Average", "Max", "Random", "DRL", "Avg-GCP", "Max-GCP", "Random-GCP", "Myopic-GCP", "DRL-GCP")
@@ -70,12 +71,6 @@ def _key(cfg: CivicConfig, *ints: int) -> jax.Array:
     return key
 
 
-def _point_seed_keys(cfg: CivicConfig, n_points: int, *ints: int) -> jax.Array:
-    """Keys of ``n_points`` x ``train_seeds`` learners (point-major): point ``j``'s seeds are
-    ``split(_key(cfg, *ints, j), train_seeds)``, the keys it would get trained alone."""
-    return jnp.concatenate([jax.random.split(_key(cfg, *ints, j), cfg.train_seeds) for j in range(n_points)])
-
-
 def _agent(out: Path, name: str, env, params, cfg, key, progress, overwrite):
     """``cfg.train_seeds`` learners of one scenario, trained vmapped (cached under agents/<name>)."""
     return train_agents(env, params, cfg.agent, jax.random.split(key, cfg.train_seeds), out / "agents" / name,
@@ -86,31 +81,17 @@ def _agent(out: Path, name: str, env, params, cfg, key, progress, overwrite):
 def run_coop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> list[dict]:
     """Spec §7.3: MSPs x horizons x the nine policies (GCP and not), dynamic requests.
 
-    Per MSP count, DRL (no pool) and DRL-GCP are each one vmapped training of
-    horizons x ``train_seeds`` learners in an env padded to the longest horizon
-    (``EnvParams.episode_steps`` masks the shorter ones): two PPO programs per MSP count.
+    A declared study (:func:`coop_study`) run by the engine into ``studies/coop/``: per MSP
+    count one shape group padded to the longest horizon (``EnvParams.episode_steps`` masks
+    the shorter ones), in which DRL-GCP and DRL (trained without the pool, on the same
+    budgets, then playing in the pooled env) are each one vmapped training of horizons x
+    ``train_seeds`` learners: two PPO programs per MSP count.
     """
-    rows, curves = [], {}
-    L = cfg.train_seeds
-    trainings = coop_trainings(cfg)
-    for i, M in enumerate(cfg.msps):
-        nets = {}
-        for tag, env, points, keys in trainings[M]:
-            nets[tag] = (env, points, *train_agents(env, points, cfg.agent, keys, out / "agents" / f"M{M}_{tag}",
-                                                    progress=progress, desc=f"M{M} {tag}", overwrite=overwrite))
-        for j, T in enumerate(cfg.horizons):
-            coop_env = scenario_env(cfg, M, T, True)
-            p_coop = scenario_params(coop_env, cfg)
-            policies = {n: make_baseline(n, coop_env) for n in COOP_POLICIES if not n.startswith("DRL")}
-            for tag, (env, points, net, _) in nets.items():
-                mine = learner_range(net, j * L, L)
-                policies.update(drl_policies(tag, coop_env, points[j * L], cfg.agent, mine, trained_env=env))
-            curves[f"M{M}_T{T}"] = tuple({k: v[j * L:(j + 1) * L] for k, v in nets[tag][3].items()}
-                                         for tag in ("DRL", "DRL-GCP"))
-            for r in evaluate_policies(coop_env, p_coop, policies, cfg.eval_episodes, _key(cfg, 3, i, j),
-                                       devices=cfg.devices):
-                rows.append({"n_msps": M, "horizon": T, **r})
-    summary = _write_results(out, rows, ("n_msps", "horizon", "policy"))
+    study = coop_study(cfg)
+    folder = out / "studies" / "coop"
+    rows, _ = engine.run(study, ADAPTER, folder, overwrite=overwrite, progress=progress)
+    table = [{"n_msps": int(r["n_msps"]), "horizon": int(r["horizon"]), **_policy_row(r)} for r in rows]
+    summary = _write_results(out, table, ("n_msps", "horizon", "policy"))
     rel = coop_relative_table(summary)
     artifacts.write_csv(out / "relative_to_random.csv", rel)
     verdicts = agent_verdicts(summary, ("n_msps", "horizon"))
@@ -122,32 +103,27 @@ def run_coop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> 
         report.warn(f"DRL-GCP is under-trained in {len(short)} of {len(verdicts)} scenarios: a baseline earns "
                     f"a higher episode return on its own objective (see {out / 'agent_vs_baselines.csv'})"
                     + informed)
+    pooled = scenario_env(cfg, cfg.msps[0], cfg.horizons[0], True)
+    drl, gcp = ({(pt["n_msps"], pt["horizon"]): m for pt, m in training_curves(study, folder, agent_folder(pooled, n))}
+                for n in ("DRL", "DRL-GCP"))
+    curves = {f"M{M}_T{T}": (drl[M, T], gcp[M, T]) for M, T in gcp}
     figures.coop(out, cfg, summary, curves, COOP_POLICIES)
-    return rows
+    return table
 
 
-def coop_trainings(cfg: CivicConfig) -> dict[int, list[tuple[str, CivicEnv, list[EnvParams], jax.Array]]]:
-    """The coop experiment's PPO programs: per MSP count, ``(tag, env, points, keys)`` for DRL
-    (no pool, the same budgets) and DRL-GCP, each horizons x ``train_seeds`` learners in an env
-    padded to the longest horizon (learner ``j * train_seeds + s``: horizon ``j``, seed ``s``)."""
-    T_max, L = max(cfg.horizons), cfg.train_seeds
-    out = {}
-    for i, M in enumerate(cfg.msps):
-        out[M] = []
-        for tag, coop in (("DRL", False), ("DRL-GCP", True)):
-            env = scenario_env(cfg, M, T_max, coop)
-            points = [_padded_params(env, cfg, T, unbalanced_budgets=not coop)
-                      for T in cfg.horizons for _ in range(L)]
-            keys = _point_seed_keys(cfg, len(cfg.horizons), 2 if coop else 1, i)
-            out[M].append((tag, env, points, keys))
-    return out
-
-
-def _padded_params(env: CivicEnv, cfg: CivicConfig, T: int, **overrides) -> EnvParams:
-    """A horizon-``T`` scenario in ``env`` (padded to a horizon >= T): ``episode_steps = T`` and
-    the budget sized as for a horizon-``T`` env (``T_ref``, or ``T`` itself under v1 sizing)."""
-    return scenario_params(env, cfg, episode_steps=T, T_ref=float(T if cfg.T_ref is None else cfg.T_ref),
-                           **overrides)
+def coop_study(cfg: CivicConfig) -> Study:
+    """The coop experiment's declaration: ``msps`` x ``horizons``, pooled, the config's scenario
+    (every budget sized for ``T_ref`` steps; with ``T_ref`` none, v1, ``T_ref`` is zipped with
+    the horizon so budgets grow with it) and agent, ``COOP_POLICIES`` over ``eval_episodes`` seeds."""
+    env = scenario_env(cfg, cfg.msps[0], cfg.horizons[0], True)
+    axes, zipped = [("n_msps", tuple(cfg.msps)), ("horizon", tuple(cfg.horizons))], ()
+    if cfg.T_ref is None:
+        axes.append(("T_ref", tuple(float(T) for T in cfg.horizons)))
+        zipped = (("horizon", "T_ref"),)
+    shape = {name for name, _ in axes}
+    fixed = tuple((k, v) for k, v in scenario_fixed(env, scenario_params(env, cfg)) if k not in shape)
+    return Study("civic", tuple(axes), zipped=zipped, fixed=fixed + agent_fixed(cfg.agent, cfg.train_seeds),
+                 policies=COOP_POLICIES, seeds=cfg.eval_episodes, seed=cfg.seed, devices=cfg.devices)
 
 
 def coop_relative_table(summary: list[dict]) -> list[dict]:
@@ -175,43 +151,33 @@ def coop_relative_table(summary: list[dict]) -> list[dict]:
 def run_noncoop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> list[dict]:
     """Spec §7.1: non-cooperative, MSPs x requests N_m (fixed requests, p_req = 1, T = N_m).
 
-    Per MSP count, DRL is one vmapped training of ``noncoop_requests`` x ``train_seeds``
-    learners in an env padded to the largest N_m (``EnvParams.episode_steps`` masks the
-    shorter ones): one PPO program per MSP count.
+    A declared study (:func:`noncoop_study`) run by the engine into ``studies/noncoop/``: per
+    MSP count one shape group padded to the largest N_m, whose ``noncoop_requests`` x
+    ``train_seeds`` DRL learners train as one vmapped program (checkpointed under its
+    ``work/``) and play the baselines' episodes (common random numbers).
     """
-    rows, curves = [], {}
-    L = cfg.train_seeds
-    for i, (M, env, points, keys) in enumerate(noncoop_trainings(cfg)):
-        nets, metrics = train_agents(env, points, cfg.agent, keys, out / "agents" / f"M{M}_DRL",
-                                     progress=progress, desc=f"M{M} DRL", overwrite=overwrite)
-        for j, N in enumerate(cfg.noncoop_requests):
-            scenario = scenario_env(cfg, M, N, False)
-            p = scenario_params(scenario, cfg, p_req=1.0, T_ref=float(N))   # fixed requests: T_ref = N_m
-            curves[f"M{M}_N{N}"] = metrics["mean_return"][j * L:(j + 1) * L]
-            pols = {n: make_baseline(n, scenario) for n in NONCOOP_POLICIES if n != "DRL"}
-            pols.update(drl_policies("DRL", scenario, points[j * L], cfg.agent, learner_range(nets, j * L, L),
-                                     trained_env=env))
-            for r in evaluate_policies(scenario, p, pols, cfg.eval_episodes, _key(cfg, 12, i, j),
-                                       devices=cfg.devices):
-                rows.append({"n_msps": M, "requests_per_head": N, **r})
-    summary = _write_results(out, rows, ("n_msps", "requests_per_head", "policy"))
+    study = noncoop_study(cfg)
+    folder = out / "studies" / "noncoop"
+    rows, _ = engine.run(study, ADAPTER, folder, overwrite=overwrite, progress=progress)
+    table = [{"n_msps": int(r["n_msps"]), "requests_per_head": int(r["horizon"]), **_policy_row(r)} for r in rows]
+    summary = _write_results(out, table, ("n_msps", "requests_per_head", "policy"))
+    curves = {f"M{pt['n_msps']}_N{pt['horizon']}": m["mean_return"] for pt, m in training_curves(study, folder)}
     figures.noncoop(out, cfg, summary, curves, NONCOOP_POLICIES)
-    return rows
+    return table
 
 
-def noncoop_trainings(cfg: CivicConfig) -> list[tuple[int, CivicEnv, list[EnvParams], jax.Array]]:
-    """The noncoop experiment's PPO programs: per MSP count ``(M, env, points, keys)``,
-    ``noncoop_requests`` x ``train_seeds`` learners in an env padded to the largest N_m
-    (learner ``j * train_seeds + s``: N_m ``j``, seed ``s``; fixed requests, budget for N_m)."""
-    N_max, L = max(cfg.noncoop_requests), cfg.train_seeds
-    out = []
-    for i, M in enumerate(cfg.noncoop_msps):
-        env = scenario_env(cfg, M, N_max, False)
-        points = [scenario_params(env, cfg, p_req=1.0, episode_steps=N, T_ref=float(N))
-                  for N in cfg.noncoop_requests for _ in range(L)]
-        keys = _point_seed_keys(cfg, len(cfg.noncoop_requests), 11, i)
-        out.append((M, env, points, keys))
-    return out
+def noncoop_study(cfg: CivicConfig) -> Study:
+    """The noncoop experiment's declaration: ``n_msps`` x (``horizon`` = ``T_ref`` = N_m, zipped:
+    fixed requests, each budget sized for its own N_m), non-cooperative, ``p_req`` = 1, the
+    config's scenario and agent, ``NONCOOP_POLICIES`` over ``eval_episodes`` seeds."""
+    requests = tuple(cfg.noncoop_requests)
+    env = scenario_env(cfg, cfg.noncoop_msps[0], requests[0], False)
+    base = scenario_params(env, cfg, p_req=1.0)
+    fixed = tuple((k, v) for k, v in scenario_fixed(env, base) if k not in ("n_msps", "horizon", "T_ref"))
+    return Study("civic", (("n_msps", tuple(cfg.noncoop_msps)), ("horizon", requests),
+                           ("T_ref", tuple(float(n) for n in requests))),
+                 zipped=(("horizon", "T_ref"),), fixed=fixed + agent_fixed(cfg.agent, cfg.train_seeds),
+                 policies=NONCOOP_POLICIES, seeds=cfg.eval_episodes, seed=cfg.seed, devices=cfg.devices)
 
 
 def run_tolerance(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> list[dict]:

@@ -13,16 +13,20 @@ The defaults are the spec v2 scenario (``T_ref`` = 100, threshold 0.85,
 ``p_req`` 0.8, ``budget_factor`` 0.8) with 3 MSPs, one Head each, T = 100,
 cooperative. Metrics: :data:`jaxtwin.civic.evaluate.METRIC_NAMES`.
 
-Trained agents: the policy ``DRL-GCP`` (cooperative) or ``DRL`` trains PPO at every
-point, ``train_seeds`` learners per point, all the learners of a chunk of points as
+Trained agents: the policies ``DRL-GCP`` (cooperative) and ``DRL`` train PPO at every
+point (in a pooled group ``DRL`` trains without the pool, on the point's scenario and
+budgets, and then plays in the pooled env, as the coop table's DRL), ``train_seeds``
+learners per point, all the learners of a chunk of points as
 one vmapped program (:func:`jaxtwin.civic.agents.train_agents`), then evaluates each
 deterministically on the baselines' episode keys. The training keys are the same at
 every point (common random numbers across points, like the episodes). Its rows carry
 ``train_seed``; the summary's CIs for it are across trainings. With an output folder a
 chunk's trainings are checkpointed after each of the agent's chunks (``AgentConfig``'s
-default 4) in ``OUT/work/gGGG/cCCCC/agent/`` (learner ``j * train_seeds + s``: the
-chunk's point ``j``, training ``s``; ``train_metrics.csv`` holds the training curves),
-so an interrupted sweep resumes mid-training. The ``agent.*`` fields
+default 4) in ``OUT/work/gGGG/cCCCC/agent/`` (``agent-DRL/`` for DRL in a pooled group;
+learner ``j * train_seeds + s``: the chunk's point ``j``, training ``s``;
+``train_metrics.csv`` holds the training curves, :func:`training_curves` reads them),
+so an interrupted sweep resumes mid-training. The coop and noncoop experiments are
+studies that train this way; tolerance and withdraw evaluate a saved agent (below). The ``agent.*`` fields
 (:class:`~jaxtwin.civic.agents.AgentConfig`), ``train_seeds`` and ``observe_sla``
 are shape fields: each value its own program. With ``train_on = "base"`` the agent
 trains once per shape group, at the base scenario (the defaults with the study's
@@ -33,7 +37,6 @@ own ``agent.json`` config) plays at every point, all its learners, on the same e
 keys; it must fit the group's MSPs, Heads and observation (any horizon; a
 non-cooperative agent may play in a pooled env, as ``DRL``). The study's record holds
 the checkpoint's content hash, so a rerun after that agent was trained again is refused.
-The tolerance and withdraw experiments run this way.
 """
 from __future__ import annotations
 
@@ -47,12 +50,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxtwin.core import sharding
+from jaxtwin.core import engine, sharding
 from jaxtwin.core.config import ConfigError
 from jaxtwin.core.memory import Need
-from jaxtwin.core.study import AxisField, REPLICATE_MARK
+from jaxtwin.core.study import AxisField, REPLICATE_MARK, Study, expand
 from jaxtwin.civic.agents import (CHECKPOINT, AgentConfig, agent_actor, learner, load_saved_agent,
-                                  saved_agent_record, train_agents)
+                                  read_training_metrics, saved_agent_record, train_agents)
 from jaxtwin.civic.baselines import BASELINE_NAMES, make_baseline
 from jaxtwin.civic.env import CivicEnv, EnvParams, validate_params
 from jaxtwin.civic.evaluate import METRIC_NAMES, check_policies, episode_metrics, policy_metrics, run_episode
@@ -68,14 +71,14 @@ SHAPE_FIELDS = {
     "observe_sla": AxisField("observe_sla", bool, False, "shape", "trained agents observe the SLA accuracies"),
     "train_seeds": AxisField("train_seeds", int, 3, "shape", "PPO trainings per point (DRL, DRL-GCP)"),
     "agent_dir": AxisField("agent_dir", str, "", "shape", "evaluate the finished agent saved in this folder "
-                           "(`jaxtwin civic train --out DIR`, or an experiment's agents/<name>) at every point "
+                           "(`jaxtwin civic train --out DIR`, an experiment's agents/<name>, a study's work/.../agent) at every point "
                            "instead of training: all its learners, under its own config"),
     "train_on": AxisField("train_on", str, "point", "shape", "where DRL/DRL-GCP train: at every point, or "
                           "once per group at the base scenario (the study's fixed values) and evaluated at "
                           "every point", ("point", "base")),
     **{f"agent.{f.name}": AxisField(f"agent.{f.name}", type(getattr(AgentConfig(), f.name)),
                                     getattr(AgentConfig(), f.name), "shape", f.metadata.get("help", ""))
-       for f in dataclasses.fields(AgentConfig) if f.name != "chunks"},
+       for f in dataclasses.fields(AgentConfig)},
 }
 AGENTS = {True: "DRL-GCP", False: "DRL"}
 AGENT_FOLDER = "agent"   # under a chunk's work folder: its trainings' checkpoint and train_metrics.csv
@@ -119,6 +122,27 @@ def scenario_fixed(env: CivicEnv, params: EnvParams, **extra: Any) -> tuple[tupl
     return tuple({**fixed, **extra}.items())
 
 
+def agent_fixed(agent: AgentConfig, train_seeds: int) -> tuple[tuple[str, Any], ...]:
+    """A study's ``fixed`` for ``train_seeds`` trainings per point under ``agent``."""
+    return (("train_seeds", train_seeds),
+            *((f"agent.{f.name}", getattr(agent, f.name)) for f in dataclasses.fields(AgentConfig)))
+
+
+def training_curves(study: Study, out_dir: str | Path, folder: str = AGENT_FOLDER
+                    ) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    """Per point of ``study``, run into ``out_dir`` with a trained agent among its policies: the
+    point's axis values and its trainings' curves (``train_metrics.csv`` in its chunk's work
+    ``folder``, :func:`agent_folder`: learners ``j * train_seeds`` ... of the chunk's point
+    ``j``), arrays ``(train_seeds, updates)``."""
+    fixed, points = dict(study.fixed), expand(study)
+    out = []
+    for i, (work, j) in sorted(engine.work_folders(study, ADAPTER, out_dir).items()):
+        L = int(points[i].get("train_seeds", fixed.get("train_seeds", SHAPE_FIELDS["train_seeds"].default)))
+        m = read_training_metrics(work / folder)
+        out.append((points[i], {k: v[j * L:(j + 1) * L] for k, v in m.items()}))
+    return out
+
+
 def _with(params: EnvParams, values: Mapping[str, Any]) -> EnvParams:
     top = {k: v for k, v in values.items() if "." not in k}
     consts = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("constants.")}
@@ -128,7 +152,7 @@ def _with(params: EnvParams, values: Mapping[str, Any]) -> EnvParams:
 
 class Runner:
     """One CIVIC shape group: every baseline x seed at each point in one vmapped program;
-    with the agent among the policies, its trainings and their evaluation too."""
+    with trained agents among the policies, their trainings and their evaluation too."""
 
     metrics = METRIC_NAMES
     checkpoints = True   # the engine passes each chunk's folder: trainings resume from their checkpoints
@@ -138,22 +162,35 @@ class Runner:
         self.n_seeds, self.devices = n_seeds, devices
         self.env = CivicEnv(shape["n_msps"], shape["heads_per_msp"], shape["horizon"],
                             cooperative=shape["cooperative"], observe_sla=shape["observe_sla"])
-        agent_name, saved = (self._saved_learners(shape["agent_dir"], policies) if shape["agent_dir"]
-                             else (AGENTS[self.env.cooperative], {}))
-        self.baselines = tuple(p for p in policies if p != agent_name)
-        self.n_train = shape["train_seeds"] if agent_name in policies and not saved else 0
-        if self.n_train < 0 or (agent_name in policies and not saved and self.n_train < 1):
-            raise ConfigError(f"study field train_seeds={shape['train_seeds']}: must be >= 1 to train {agent_name}")
+        saved_name, saved = (self._saved_learners(shape["agent_dir"], policies) if shape["agent_dir"]
+                             else (None, {}))
+        # name -> the env it trains in: DRL in a pooled group trains without the pool, on the
+        # point's scenario and budgets, and plays in the pooled env (the coop table's DRL)
+        envs = {} if saved_name else self._training_envs()
+        self.trained = {n: envs[n] for n in policies if n in envs}   # in the declared order
+        self.baselines = tuple(p for p in policies if p != saved_name and p not in self.trained)
+        self.n_train = shape["train_seeds"] if self.trained else 0
+        if self.trained and self.n_train < 1:
+            raise ConfigError(f"study field train_seeds={shape['train_seeds']}: must be >= 1 to train "
+                              + " and ".join(self.trained))
         self.policies = (self.baselines + tuple(saved)
-                         + tuple(f"{agent_name}{REPLICATE_MARK}{s}" for s in range(self.n_train)))
+                         + tuple(f"{n}{REPLICATE_MARK}{s}" for n in self.trained for s in range(self.n_train)))
         self._pols = [make_baseline(n, self.env) for n in self.baselines] + list(saved.values())
         call = jax.jit(jax.vmap(policy_metrics(self.env, self._pols), in_axes=(None, 0)))
         self._call = sharding.sharded_call(lambda p, k: call(k, p), devices, in_axes=(0, None))
-        if self.n_train:
+        if self.trained:
             self.agent = AgentConfig(**{k.split(".", 1)[1]: v for k, v in shape.items() if k.startswith("agent.")})
-            self._agent_call = sharding.sharded_call(self._agent_metrics(), devices, in_axes=(0, 0, None))
-        self.base = self.params(fixed_params) if self.n_train and shape["train_on"] == "base" else None
-        self._base_nets = None
+            self._agent_calls = {n: sharding.sharded_call(self._agent_metrics(e), devices, in_axes=(0, 0, None))
+                                 for n, e in self.trained.items()}
+        self.base = self.params(fixed_params) if self.trained and shape["train_on"] == "base" else None
+        self._base_nets: dict[str, Any] = {}
+
+    def _training_envs(self) -> dict[str, CivicEnv]:
+        env = self.env
+        if not env.cooperative:
+            return {"DRL": env}
+        return {"DRL-GCP": env, "DRL": CivicEnv(env.n_msps, env.heads_per_msp, env.horizon, cooperative=False,
+                                                observe_sla=env.observe_sla)}
 
     def _saved_learners(self, folder: str, policies: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
         """The name of the agent saved in ``folder`` (DRL-GCP or DRL) and, if the study runs it,
@@ -167,9 +204,10 @@ class Runner:
         n = int(jax.tree.leaves(nets)[0].shape[0])
         return name, {f"{name}{REPLICATE_MARK}{s}": policy_of(learner(nets, s)) for s in range(n)}
 
-    def _agent_metrics(self):
-        """``metrics[point, learner, seed]`` of the deterministic trained actors, one jitted program."""
-        policy_of = agent_actor(self.env, self.agent)
+    def _agent_metrics(self, trained_env: CivicEnv):
+        """``metrics[point, learner, seed]`` of the deterministic actors trained in ``trained_env``,
+        playing in the group's env: one jitted program."""
+        policy_of = agent_actor(self.env, self.agent, trained_env=trained_env)
 
         def one(net, params, key):
             state, ret, _ = run_episode(self.env, policy_of(net), key, params)
@@ -184,11 +222,11 @@ class Runner:
         out = [Need(evaluation_bytes(env.n_heads, self.policies, lanes, self.devices),
                     f"civic sweep: the evaluation of {chunk} points x {self.n_seeds} seeds x "
                     f"{len(self.policies)} policies", "--chunk or --seeds")]
-        if self.n_train:
-            learners = self.n_train if self.base is not None else chunk * self.n_train
-            out.append(Need(learners * ppo_bytes(env.n_msps, env.heads_per_msp, env.cooperative, self.agent,
-                                                 env.observe_sla),
-                            f"civic sweep: one PPO update of {learners} vmapped learners "
+        learners = self.n_train if self.base is not None else chunk * self.n_train
+        for name, e in self.trained.items():
+            out.append(Need(learners * ppo_bytes(e.n_msps, e.heads_per_msp, e.cooperative, self.agent,
+                                                 e.observe_sla),
+                            f"civic sweep: one PPO update of {learners} vmapped {name} learners "
                             f"({1 if self.base is not None else chunk} points x {self.n_train} training seeds)",
                             "--chunk, train_seeds or agent.num_envs"))
         return out
@@ -203,31 +241,41 @@ class Runner:
         check_policies(self._pols, p)
         return p
 
-    def _train(self, stacked_params: EnvParams, keys: jax.Array, workdir: Path | None):
-        """``train_seeds`` learners per point of the chunk, one vmapped training checkpointed
-        in ``workdir/agent`` (with ``train_on = "base"``: the base scenario's learners, trained
-        once, in the group's ``base/agent``); nets ``[point, learner]``."""
-        n, L = int(np.asarray(stacked_params.threshold).shape[0]), self.n_train
+    def _train(self, name: str, stacked_params: EnvParams, keys: jax.Array, workdir: Path | None,
+               progress: bool):
+        """Agent ``name``'s ``train_seeds`` learners per point of the chunk, one vmapped training
+        checkpointed in ``workdir/<agent_folder(name)>`` (with ``train_on = "base"``: the base
+        scenario's learners, trained once, under the group's ``base/``); nets ``[point, learner]``."""
+        n, L, env = int(np.asarray(stacked_params.threshold).shape[0]), self.n_train, self.trained[name]
         seed_keys = jax.random.split(jax.random.fold_in(keys[0], 7), L)   # the same at every point
+        folder = agent_folder(self.env, name)
         if self.base is not None:
-            if self._base_nets is None:
-                folder = None if workdir is None else workdir.parent / "base" / AGENT_FOLDER
-                self._base_nets, _ = train_agents(self.env, [self.base] * L, self.agent, seed_keys,
-                                                  ckpt_dir=folder, progress=False)
-            return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), self._base_nets)
+            if name not in self._base_nets:
+                ckpt = None if workdir is None else workdir.parent / "base" / folder
+                self._base_nets[name], _ = train_agents(env, [self.base] * L, self.agent, seed_keys, ckpt_dir=ckpt,
+                                                        progress=progress, desc=f"train {name} (base, {L} seeds)")
+            return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), self._base_nets[name])
         points = [jax.tree.map(lambda x: x[i], stacked_params) for i in range(n) for _ in range(L)]
-        nets, _ = train_agents(self.env, points, self.agent, jnp.tile(seed_keys, (n, 1)),
-                               ckpt_dir=None if workdir is None else workdir / AGENT_FOLDER, progress=False)
+        nets, _ = train_agents(env, points, self.agent, jnp.tile(seed_keys, (n, 1)),
+                               ckpt_dir=None if workdir is None else workdir / folder, progress=progress,
+                               desc=f"train {name} ({n} points x {L} seeds)")
         return jax.tree.map(lambda x: x.reshape((n, L) + x.shape[1:]), nets)
 
-    def __call__(self, stacked_params: EnvParams, keys: jax.Array, workdir: Path | None = None):
-        out = self._call(stacked_params, keys) if self._pols else None
-        if not self.n_train:
-            return out
-        drl = self._agent_call(self._train(stacked_params, keys, workdir), stacked_params, keys)
-        if out is None:
-            return drl
-        return {m: jnp.concatenate([jnp.asarray(out[m]), jnp.asarray(drl[m])], axis=1) for m in self.metrics}
+    def __call__(self, stacked_params: EnvParams, keys: jax.Array, workdir: Path | None = None,
+                 progress: bool = False):
+        parts = [self._call(stacked_params, keys)] if self._pols else []
+        parts += [self._agent_calls[n](self._train(n, stacked_params, keys, workdir, progress), stacked_params, keys)
+                  for n in self.trained]
+        if len(parts) == 1:
+            return parts[0]
+        return {m: jnp.concatenate([jnp.asarray(part[m]) for part in parts], axis=1) for m in self.metrics}
+
+
+def agent_folder(env: CivicEnv, name: str) -> str:
+    """The folder, under a chunk's work folder, of agent ``name``'s trainings in a group of
+    ``env``: ``agent`` for the group's own (DRL-GCP pooled, DRL otherwise); ``agent-DRL`` for
+    DRL trained without the pool in a pooled group."""
+    return AGENT_FOLDER if name == AGENTS[env.cooperative] else f"{AGENT_FOLDER}-{name}"
 
 
 class CivicAdapter:
@@ -246,12 +294,16 @@ class CivicAdapter:
         self.fields = {**SHAPE_FIELDS, **_param_fields()}
 
     def policies(self, shape: Mapping[str, Any]) -> tuple[str, ...]:
-        """Every baseline (the ``-GCP`` ones need ``cooperative``) and the agent: trained, or
-        the saved one of ``agent_dir`` (``DRL`` for a non-cooperative agent, also in a pooled env)."""
-        coop = shape["cooperative"]
+        """Every baseline (the ``-GCP`` ones need ``cooperative``) and the agents: trained
+        (``DRL-GCP`` and ``DRL``, which trains without the pool, in a pooled group; ``DRL``
+        otherwise), or the saved one of ``agent_dir`` (``DRL`` for a non-cooperative agent,
+        also in a pooled env)."""
+        pooled = shape["cooperative"]
         if shape.get("agent_dir"):
-            coop = bool(saved_agent_record(shape["agent_dir"])["scenario"]["cooperative"])
-        return tuple(n for n in BASELINE_NAMES if shape["cooperative"] or not n.endswith("-GCP")) + (AGENTS[coop],)
+            agents = (AGENTS[bool(saved_agent_record(shape["agent_dir"])["scenario"]["cooperative"])],)
+        else:
+            agents = ("DRL", "DRL-GCP") if pooled else ("DRL",)
+        return tuple(n for n in BASELINE_NAMES if pooled or not n.endswith("-GCP")) + agents
 
     def inputs(self, study) -> dict[str, str]:
         """What a study reads besides its declaration: the checkpoint of each saved agent

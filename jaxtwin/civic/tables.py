@@ -54,11 +54,6 @@ def drl_policies(name: str, env: CivicEnv, params: EnvParams, agent: AgentConfig
             for s in range(n)}
 
 
-def learner_range(nets, start: int, n: int):
-    """Learners ``start .. start + n - 1`` of a stack from :func:`train_agents`."""
-    return jax.tree.map(lambda x: x[start:start + n], nets)
-
-
 def summarize(rows: list[dict], keys: tuple[str, ...], metrics=METRIC_NAMES) -> list[dict]:
     """Mean and std of each metric per group of ``keys``."""
     groups: dict[tuple, list[dict]] = {}

@@ -108,6 +108,22 @@ def _chunks(n: int, chunk: int, pad_to: int = 0) -> tuple[list[range], int]:
     return [range(s, min(s + size, n)) for s in range(0, n, size)], max(size, pad_to)
 
 
+def _work_folder(out: Path, group: int, chunk: int) -> Path:
+    return out / WORK / f"g{group:03d}" / f"c{chunk:04d}"
+
+
+def work_folders(study: Study, adapter: Adapter, out_dir: str | Path) -> dict[int, tuple[Path, int]]:
+    """Point index -> ``(folder, j)``: the work folder under ``out_dir`` of the chunk that ran
+    that point (given to runners with ``checkpoints = True``, e.g. CIVIC's trainings and their
+    curves) and the point's position ``j`` in that chunk."""
+    study, _, groups = plan(study, adapter)
+    out = {}
+    for gi, g in enumerate(groups):
+        for ci, rng in enumerate(_chunks(len(g.points), study.chunk)[0]):
+            out.update({g.points[i]: (_work_folder(Path(out_dir), gi, ci), j) for j, i in enumerate(rng)})
+    return out
+
+
 def _stack(params: Sequence[Any], size: int):
     padded = list(params) + [params[-1]] * (size - len(params))
     return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *padded)
@@ -132,11 +148,12 @@ def _rows(study: Study, adapter: Adapter, points: list[dict], indices: Sequence[
 
 
 def _chunk_rows(study: Study, adapter: Adapter, points: list[dict], g: Group, rng: range, size: int,
-                keys: Any, workdir: Path | None) -> list[dict]:
-    """One chunk's tidy rows; a runner that keeps checkpoints (``checkpoints = True``) gets
-    ``workdir``, the chunk's folder under ``OUT/work/`` (``None`` without an output folder)."""
+                keys: Any, workdir: Path | None, progress: bool) -> list[dict]:
+    """One chunk's tidy rows; a runner that keeps checkpoints (``checkpoints = True``: its chunks
+    are long, e.g. trainings) gets ``workdir``, the chunk's folder under ``OUT/work/`` (``None``
+    without an output folder), and ``progress`` for bars of its own."""
     stacked = _stack([g.params[i] for i in rng], size)
-    extra = {"workdir": workdir} if getattr(g.runner, "checkpoints", False) else {}
+    extra = {"workdir": workdir, "progress": progress} if getattr(g.runner, "checkpoints", False) else {}
     metrics = jax.tree.map(np.asarray, g.runner(stacked, keys, **extra))
     return _rows(study, adapter, points, [g.points[i] for i in rng], g.runner, metrics)
 
@@ -231,8 +248,8 @@ def run(study: Study, adapter: Adapter, out_dir: str | Path | None = None, *, ov
                 if part is not None and part.exists():
                     rows_by_chunk.append(artifacts.read_table(part))
                     continue
-                work = out / WORK / f"g{gi:03d}" / f"c{ci:04d}" if out is not None else None
-                rows = _chunk_rows(study, adapter, points, g, rng, size, keys, work)
+                work = _work_folder(out, gi, ci) if out is not None else None
+                rows = _chunk_rows(study, adapter, points, g, rng, size, keys, work, progress)
                 if part is not None:
                     part.parent.mkdir(parents=True, exist_ok=True)
                     _write_table(part, rows)
@@ -274,4 +291,4 @@ def table(rows: Sequence[Mapping[str, Any]]):
     return pd.DataFrame(data, columns=cols)
 
 
-__all__ = ["run", "plan", "summarize", "table", "compilations", "Group", "MAX_CHUNK"]
+__all__ = ["run", "plan", "work_folders", "summarize", "table", "compilations", "Group", "MAX_CHUNK"]

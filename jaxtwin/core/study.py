@@ -69,7 +69,8 @@ class GroupRunner(Protocol):
 
     # Optional: ``needs(chunk) -> list[Need]`` (peak bytes for ``chunk`` points; a study that
     # cannot fit is refused before any work); ``checkpoints = True``: called with
-    # ``workdir=OUT/work/gGGG/cCCCC`` (None without a folder) to keep what resumes a chunk.
+    # ``workdir=OUT/work/gGGG/cCCCC`` (None without a folder) to keep what resumes a chunk,
+    # and ``progress`` (the run's) for bars of its own inside a long chunk.
 
 
 class Adapter(Protocol):

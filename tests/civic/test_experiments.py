@@ -42,6 +42,10 @@ def test_coop_experiment_end_to_end_and_skip(tmp_path):
     rel = read_csv(out / "relative_to_random.csv")
     assert {float(r["completion_pct_vs_random_pct"]) for r in rel if r["policy"] == "Random"} == {0.0}
     assert (out / "coop_completion_pct_T8.png").exists() and (out / "config.json").exists()
+    # a study on the engine: one group, whose DRL-GCP and DRL (no pool) trainings are checkpointed
+    work = out / "studies" / "coop" / "work" / "g000" / "c0000"
+    for agent in ("agent", "agent-DRL"):
+        assert {r["learner"] for r in read_csv(work / agent / "train_metrics.csv")} == {"0", "1", "2"}
     (verdict,) = read_csv(out / "agent_vs_baselines.csv")   # one scenario
     best = max(float(r["episode_return_mean"]) for r in read_csv(out / "summary.csv")
                if not r["policy"].startswith("DRL"))
@@ -62,9 +66,33 @@ def test_withdraw_experiment_tiny(tmp_path):
     assert (out / "withdraw_failed_clients.png").exists()
 
 
+def test_noncoop_is_a_study_on_the_engine(tmp_path):
+    """Both request counts of one MSP count are one shape group (padded to the larger N_m)
+    whose 2 x 3 learners train as one program; each point's budget is sized for its own N_m
+    (``T_ref`` zipped with the horizon); the training curves come from the group's work folder."""
+    out = tmp_path / "noncoop"
+    argv = ["civic", "experiment", "noncoop", "--noncoop-msps", "1", "--noncoop-requests", "6", "8",
+            *TINY_AGENT, "--out", str(out)]
+    assert main(argv) == 0
+    rows = read_csv(out / "results.csv")
+    assert len(rows) == 2 * (4 + 3) * 2    # 2 points x (4 baselines + DRL x 3 trainings) x 2 episodes
+    assert {(r["requests_per_head"], r["train_seed"]) for r in rows if r["policy"] == "DRL"} == {
+        (n, s) for n in ("6", "8") for s in ("0", "1", "2")}
+    assert {float(r["requests"]) for r in rows if r["requests_per_head"] == "8"} == {8.0}   # fixed requests
+    record = json.loads((out / "studies" / "noncoop" / "study.json").read_text())
+    (group,) = record["groups"]
+    assert (group["shape"]["horizon"], group["points"], group["chunks"]) == (8, 2, 1)
+    assert record["study"]["zipped"] == [["horizon", "T_ref"]]
+    metrics = read_csv(out / "studies" / "noncoop" / "work" / "g000" / "c0000" / "agent" / "train_metrics.csv")
+    assert {r["learner"] for r in metrics} == {str(i) for i in range(6)}
+    for png in ("noncoop_reward_convergence.png", "noncoop_immersion_N6.png", "noncoop_immersion_N8.png"):
+        assert (out / png).stat().st_size > 0
+    mtime = (out / "results.csv").stat().st_mtime_ns
+    assert main(argv) == 0 and (out / "results.csv").stat().st_mtime_ns == mtime   # finished: skipped
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("which,extra", [
-    ("noncoop", ["--noncoop-msps", "1", "--noncoop-requests", "6"]),
     ("tolerance", ["--n-msps", "1", "--noncoop-requests", "6", "--tolerance-trials", "2"]),
     ("adapt", ["--n-msps", "2", "--horizon", "8"]),
 ])

@@ -1,5 +1,5 @@
-"""A CIVIC sweep that trains DRL-GCP at every point: its rows are the trainings a caller
-would run (the same learners and episode keys), its CIs are across trainings, "all"
+"""A CIVIC sweep that trains DRL-GCP (and DRL, without the pool) at every point: its rows
+are the trainings a caller would run (the same learners and episode keys), its CIs are across trainings, "all"
 never trains, and a bad agent value fails before anything compiles."""
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _agent_episodes(net, params):
     return jax.vmap(lambda k: run_episode(ENV, from_actor(act, net), k, params)[:2])(_episode_keys())
 
 
-def _study(policies=("Max-GCP", "DRL-GCP"), **fixed):
+def _study(policies=("Max-GCP", "DRL-GCP", "DRL"), **fixed):
     return Study("civic", (("threshold", THRESHOLDS),), fixed=tuple({**SHAPE, **fixed}.items()),
                  policies=policies, seeds=SEEDS, seed=5)
 
@@ -63,6 +63,30 @@ def test_rows_are_the_trainings_a_caller_would_run(swept):
             assert [r["seed"] for r in mine] == list(range(SEEDS))
             assert [r["served"] for r in mine] == np.asarray(state.n_served.sum(-1)).tolist()
             np.testing.assert_allclose([r["episode_return"] for r in mine], np.asarray(ret), rtol=1e-5)
+
+
+def test_drl_in_a_pooled_group_trains_without_the_pool_and_plays_in_it(swept):
+    """The coop table's DRL: trained in the non-pooled env on the point's scenario and budgets
+    (the same training keys), then playing in the pooled env without donating."""
+    from jaxtwin.civic.agents import agent_actor
+
+    rows = [r for r in swept[0] if r["policy"] == "DRL"]
+    assert len(rows) == len(THRESHOLDS) * 2 * SEEDS
+    no_pool = CivicEnv(2, 1, 8, cooperative=False)
+    points = [ENV.default_params.replace(threshold=t) for t in THRESHOLDS for _ in range(2)]
+    train_keys = jax.random.split(jax.random.fold_in(_episode_keys()[0], 7), 2)
+    nets, _ = train_agents(no_pool, points, AgentConfig(**AGENT), np.concatenate([train_keys, train_keys]),
+                           progress=False)
+    policy_of = agent_actor(ENV, AgentConfig(**AGENT), trained_env=no_pool)
+    play = jax.jit(lambda net, params: jax.vmap(lambda k: run_episode(ENV, policy_of(net), k, params)[:2])(
+        _episode_keys()))
+    for i, t in enumerate(THRESHOLDS):
+        for k in (0, 1):
+            state, ret = play(jax.tree.map(lambda x: x[2 * i + k], nets), points[2 * i])
+            mine = [r for r in rows if r["threshold"] == t and r["train_seed"] == k]
+            assert [r["served"] for r in mine] == np.asarray(state.n_served.sum(-1)).tolist()
+            np.testing.assert_allclose([r["episode_return"] for r in mine], np.asarray(ret), rtol=1e-5)
+            assert all(r["gcp_final"] == 0 for r in mine)   # it never donates
 
 
 class _StopAtFirstTick:
@@ -115,7 +139,7 @@ def test_train_on_base_trains_once_and_evaluates_that_agent_at_every_point(monke
 
     sweep_train = sweep.train_agents
     monkeypatch.setattr(sweep, "train_agents", spy)
-    rows, _ = run_study(_study(train_on="base"), progress=False)
+    rows, _ = run_study(_study(("Max-GCP", "DRL-GCP"), train_on="base"), progress=False)
     ((points, keys, nets),) = trainings
     assert len(points) == 2 and all(float(p.threshold) == 0.85 for p in points)
     np.testing.assert_array_equal(keys, jax.random.split(jax.random.fold_in(_episode_keys()[0], 7), 2))
@@ -146,7 +170,8 @@ def test_all_never_trains_and_bad_agent_values_fail_first():
     from jaxtwin.core.engine import plan
 
     _, _, groups = plan(_study(policies=("all",)), ADAPTER)
-    assert "DRL-GCP" not in groups[0].runner.policies and "Myopic-GCP" in groups[0].runner.policies
+    assert not any(p.startswith("DRL") for p in groups[0].runner.policies)   # neither agent trains
+    assert "Myopic-GCP" in groups[0].runner.policies
     _, _, groups = plan(_study(policies=("all", "DRL-GCP")), ADAPTER)
     assert groups[0].runner.policies[-2:] == ("DRL-GCP#0", "DRL-GCP#1")
     with pytest.raises(ConfigError, match=r"AgentConfig.lr"):
