@@ -19,10 +19,11 @@ from tests.golden.cases import CASES, VOLATILE_COLUMNS
 from tests.golden.regenerate import run_case
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-# Every case runs under `pytest -m slow`. The default run checks two of them without running
+# Every case runs under `pytest -m slow`. The default run checks three of them without running
 # their commands a second time: tests/coevodt/test_experiments.py::test_tiny_run_matches_the_golden_tables
-# (coevodt_all) and tests/civic/test_experiments.py::test_coop_experiment_end_to_end_and_skip
-# (civic_coop) run the same commands for their own checks and compare with compare_tables.
+# (coevodt_all), tests/civic/test_experiments.py::test_coop_experiment_end_to_end_and_skip
+# (civic_coop) and ::test_noncoop_is_a_study_on_the_engine (civic_noncoop) run the same
+# commands for their own checks and compare with compare_tables.
 FAST: set[str] = set()
 
 

@@ -67,13 +67,16 @@ def test_withdraw_experiment_tiny(tmp_path):
 
 
 def test_noncoop_is_a_study_on_the_engine(tmp_path):
-    """Both request counts of one MSP count are one shape group (padded to the larger N_m)
+    """Also the default run's golden-output check for noncoop. Both request counts of one MSP count are one shape group (padded to the larger N_m)
     whose 2 x 3 learners train as one program; each point's budget is sized for its own N_m
     (``T_ref`` zipped with the horizon); the training curves come from the group's work folder."""
     out = tmp_path / "noncoop"
-    argv = ["civic", "experiment", "noncoop", "--noncoop-msps", "1", "--noncoop-requests", "6", "8",
-            *TINY_AGENT, "--out", str(out)]
+    argv = ["civic", "experiment", "noncoop", "--noncoop-msps", "1", "--noncoop-requests", "6", "8", *TINY_AGENT]
+    assert CASES["civic_noncoop"] == [argv]   # also the default run's golden check of noncoop
+    argv += ["--out", str(out)]
     assert main(argv) == 0
+    problems = compare_tables(GOLDEN / "civic_noncoop", out)
+    assert not problems, "\n".join(problems)
     rows = read_csv(out / "results.csv")
     assert len(rows) == 2 * (4 + 3) * 2    # 2 points x (4 baselines + DRL x 3 trainings) x 2 episodes
     assert {(r["requests_per_head"], r["train_seed"]) for r in rows if r["policy"] == "DRL"} == {

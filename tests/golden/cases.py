@@ -23,7 +23,7 @@ CASES: dict[str, list[list[str]]] = {
     "civic_coop": [["civic", "experiment", "coop", "--msps", "2", "--horizons", "8", *TINY_AGENT]],
     "civic_withdraw": [["civic", "experiment", "withdraw", "--n-msps", "2", "--horizon", "8",
                         "--ratios", "1.0", "inf", *TINY_AGENT]],
-    "civic_noncoop": [["civic", "experiment", "noncoop", "--noncoop-msps", "1", "--noncoop-requests", "6",
+    "civic_noncoop": [["civic", "experiment", "noncoop", "--noncoop-msps", "1", "--noncoop-requests", "6", "8",
                        *TINY_AGENT]],
     "civic_tolerance": [["civic", "experiment", "tolerance", "--n-msps", "1", "--noncoop-requests", "6",
                          "--tolerance-trials", "2", *TINY_AGENT]],
