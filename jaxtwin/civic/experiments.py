@@ -104,8 +104,8 @@ def run_coop(cfg: CivicConfig, out: Path, *, overwrite=False, progress=True) -> 
                     f"a higher episode return on its own objective (see {out / 'agent_vs_baselines.csv'})"
                     + informed)
     pooled = scenario_env(cfg, cfg.msps[0], cfg.horizons[0], True)
-    drl, gcp = ({(pt["n_msps"], pt["horizon"]): m for pt, m in training_curves(study, folder, agent_folder(pooled, n))}
-                for n in ("DRL", "DRL-GCP"))
+    drl, gcp = ({(pt["n_msps"], pt["horizon"]): m
+                 for pt, m in training_curves(study, folder, agent_folder(pooled, n))} for n in ("DRL", "DRL-GCP"))
     curves = {f"M{M}_T{T}": (drl[M, T], gcp[M, T]) for M, T in gcp}
     figures.coop(out, cfg, summary, curves, COOP_POLICIES)
     return table

@@ -16,27 +16,27 @@ cooperative. Metrics: :data:`jaxtwin.civic.evaluate.METRIC_NAMES`.
 Trained agents: the policies ``DRL-GCP`` (cooperative) and ``DRL`` train PPO at every
 point (in a pooled group ``DRL`` trains without the pool, on the point's scenario and
 budgets, and then plays in the pooled env, as the coop table's DRL), ``train_seeds``
-learners per point, all the learners of a chunk of points as
-one vmapped program (:func:`jaxtwin.civic.agents.train_agents`), then evaluates each
-deterministically on the baselines' episode keys. The training keys are the same at
-every point (common random numbers across points, like the episodes). Its rows carry
-``train_seed``; the summary's CIs for it are across trainings. With an output folder a
-chunk's trainings are checkpointed after each of the agent's chunks (``AgentConfig``'s
-default 4) in ``OUT/work/gGGG/cCCCC/agent/`` (``agent-DRL/`` for DRL in a pooled group;
-learner ``j * train_seeds + s``: the chunk's point ``j``, training ``s``;
-``train_metrics.csv`` holds the training curves, :func:`training_curves` reads them),
-so an interrupted sweep resumes mid-training. The coop and noncoop experiments are
-studies that train this way; tolerance and withdraw evaluate a saved agent (below). The ``agent.*`` fields
-(:class:`~jaxtwin.civic.agents.AgentConfig`), ``train_seeds`` and ``observe_sla``
-are shape fields: each value its own program. With ``train_on = "base"`` the agent
-trains once per shape group, at the base scenario (the defaults with the study's
-``fixed`` values), and that one agent is evaluated at every point: the robustness of
-a trained agent across a grid. With ``agent_dir`` nothing trains: the finished agent
-saved in that folder (by ``jaxtwin civic train --out DIR`` or an experiment, under its
-own ``agent.json`` config) plays at every point, all its learners, on the same episode
-keys; it must fit the group's MSPs, Heads and observation (any horizon; a
-non-cooperative agent may play in a pooled env, as ``DRL``). The study's record holds
-the checkpoint's content hash, so a rerun after that agent was trained again is refused.
+learners per point, all the learners of a chunk of points as one vmapped program
+(:func:`jaxtwin.civic.agents.train_agents`), then evaluates each deterministically on
+the baselines' episode keys. The training keys are the same at every point (common
+random numbers across points, like the episodes). Its rows carry ``train_seed``; the
+summary's CIs for it are across trainings. With an output folder a chunk's trainings are
+checkpointed after each of the agent's chunks (``AgentConfig``'s default 4) in
+``OUT/work/gGGG/cCCCC/agent/`` (``agent-DRL/`` for DRL in a pooled group; learner
+``j * train_seeds + s``: the chunk's point ``j``, training ``s``; ``train_metrics.csv`` holds
+the training curves, :func:`training_curves` reads them), so an interrupted sweep
+resumes mid-training. The coop and noncoop experiments are studies that train this way;
+tolerance and withdraw evaluate a saved agent (below). The ``agent.*`` fields
+(:class:`~jaxtwin.civic.agents.AgentConfig`), ``train_seeds`` and ``observe_sla`` are
+shape fields: each value its own program. With ``train_on = "base"`` the agent trains
+once per shape group, at the base scenario (the defaults with the study's ``fixed``
+values), and that one agent is evaluated at every point: the robustness of a trained
+agent across a grid. With ``agent_dir`` nothing trains: the finished agent saved in that
+folder (by ``jaxtwin civic train --out DIR`` or an experiment, under its own
+``agent.json`` config) plays at every point, all its learners, on the same episode keys;
+it must fit the group's MSPs, Heads and observation (any horizon; a non-cooperative
+agent may play in a pooled env, as ``DRL``). The study's record holds the checkpoint's
+content hash, so a rerun after that agent was trained again is refused.
 """
 from __future__ import annotations
 
@@ -71,7 +71,8 @@ SHAPE_FIELDS = {
     "observe_sla": AxisField("observe_sla", bool, False, "shape", "trained agents observe the SLA accuracies"),
     "train_seeds": AxisField("train_seeds", int, 3, "shape", "PPO trainings per point (DRL, DRL-GCP)"),
     "agent_dir": AxisField("agent_dir", str, "", "shape", "evaluate the finished agent saved in this folder "
-                           "(`jaxtwin civic train --out DIR`, an experiment's agents/<name>, a study's work/.../agent) at every point "
+                           "(`jaxtwin civic train --out DIR`, an experiment's agents/<name>, a study's "
+                           "work/.../agent) at every point "
                            "instead of training: all its learners, under its own config"),
     "train_on": AxisField("train_on", str, "point", "shape", "where DRL/DRL-GCP train: at every point, or "
                           "once per group at the base scenario (the study's fixed values) and evaluated at "
@@ -264,8 +265,8 @@ class Runner:
     def __call__(self, stacked_params: EnvParams, keys: jax.Array, workdir: Path | None = None,
                  progress: bool = False):
         parts = [self._call(stacked_params, keys)] if self._pols else []
-        parts += [self._agent_calls[n](self._train(n, stacked_params, keys, workdir, progress), stacked_params, keys)
-                  for n in self.trained]
+        parts += [self._agent_calls[n](self._train(n, stacked_params, keys, workdir, progress),
+                                       stacked_params, keys) for n in self.trained]
         if len(parts) == 1:
             return parts[0]
         return {m: jnp.concatenate([jnp.asarray(part[m]) for part in parts], axis=1) for m in self.metrics}

@@ -67,8 +67,8 @@ def test_withdraw_experiment_tiny(tmp_path):
 
 
 def test_noncoop_is_a_study_on_the_engine(tmp_path):
-    """Also the default run's golden-output check for noncoop. Both request counts of one MSP count are one shape group (padded to the larger N_m)
-    whose 2 x 3 learners train as one program; each point's budget is sized for its own N_m
+    """Also the default run's golden-output check for noncoop. Both request counts of one MSP
+    count are one shape group (padded to the larger N_m) whose 2 x 3 learners train as one program; each point's budget is sized for its own N_m
     (``T_ref`` zipped with the horizon); the training curves come from the group's work folder."""
     out = tmp_path / "noncoop"
     argv = ["civic", "experiment", "noncoop", "--noncoop-msps", "1", "--noncoop-requests", "6", "8", *TINY_AGENT]
