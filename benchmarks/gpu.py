@@ -5,9 +5,10 @@ Runs, each in its own process with a time guard (:mod:`benchmarks.gpu_pieces`):
 * ``env`` — CoEvoEnv random rollouts at 2^20..2^24 episodes (target >= 1e9 env steps/s);
 * ``coevodt`` — the 3-mode x 10-run Co-EvoDT study at the default size, cold and warm
   (target < 15 s), then with its CSVs and figures;
-* ``civic`` — CIVIC coop training as the experiment runs it: 9 scenarios x 2 agents x 3 PPO
-  seeds, 1M env steps each, as 6 vmapped programs (horizons padded), compile included
-  (target < 3 min; evaluation not included);
+* ``civic`` — the CIVIC coop experiment as it runs (its study on the engine, one MSP count
+  at a time): 9 scenarios x 2 agents x 3 PPO seeds, 1M env steps each, as 6 vmapped
+  programs (horizons padded), then every policy's evaluation, compile included
+  (target < 3 min);
 * ``ppo`` — PPO env steps/s on CIVIC at 1024..16384 envs;
 * ``sweep`` — the study engine against a loop over points, 1024 seeds.
 
