@@ -253,13 +253,14 @@ class Runner:
         if self.base is not None:
             if name not in self._base_nets:
                 ckpt = None if workdir is None else workdir.parent / "base" / folder
-                self._base_nets[name], _ = train_agents(env, [self.base] * L, self.agent, seed_keys, ckpt_dir=ckpt,
-                                                        progress=progress, desc=f"train {name} (base, {L} seeds)")
+                self._base_nets[name], _ = train_agents(
+                    env, [self.base] * L, self.agent, seed_keys, ckpt_dir=ckpt, progress=progress,
+                    desc=f"train {name}, {_msps(env)}: base, {L} seeds")
             return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), self._base_nets[name])
         points = [jax.tree.map(lambda x: x[i], stacked_params) for i in range(n) for _ in range(L)]
         nets, _ = train_agents(env, points, self.agent, jnp.tile(seed_keys, (n, 1)),
                                ckpt_dir=None if workdir is None else workdir / folder, progress=progress,
-                               desc=f"train {name} ({n} points x {L} seeds)")
+                               desc=f"train {name}, {_msps(env)}: {n} points x {L} seeds")
         return jax.tree.map(lambda x: x.reshape((n, L) + x.shape[1:]), nets)
 
     def __call__(self, stacked_params: EnvParams, keys: jax.Array, workdir: Path | None = None,
@@ -270,6 +271,10 @@ class Runner:
         if len(parts) == 1:
             return parts[0]
         return {m: jnp.concatenate([jnp.asarray(part[m]) for part in parts], axis=1) for m in self.metrics}
+
+
+def _msps(env: CivicEnv) -> str:
+    return f"{env.n_msps} MSP" + ("s" if env.n_msps != 1 else "")
 
 
 def agent_folder(env: CivicEnv, name: str) -> str:
