@@ -132,7 +132,7 @@ def train_agents(env: CivicEnv, params: EnvParams | list[EnvParams], agent: Agen
             (ckpt_dir / FINISHED).unlink(missing_ok=True)
         elif ckpt.exists() and metrics_path.exists():
             runner = ppo.runner_state_from_bytes(ckpt.read_bytes(), runner)
-            history = [{k: float(v) for k, v in r.items()} for r in artifacts.read_csv(metrics_path)]
+            history = _read_history(metrics_path)
             done_chunks = int(round(history[-1]["chunk"])) + 1 if history else 0
     if 0 < done_chunks < len(sizes):
         report.note(f"resuming the training in {ckpt_dir} at chunk {done_chunks + 1} of {len(sizes)}")
@@ -164,8 +164,12 @@ def _metric_arrays(history: list[dict], n_learners: int) -> dict[str, np.ndarray
 def read_training_metrics(ckpt_dir: str | Path) -> dict[str, np.ndarray]:
     """The training curves :func:`train_agents` saved in ``ckpt_dir`` (``train_metrics.csv``):
     ``mean_return``, ``env_steps``, ... as arrays ``(learners, updates)``."""
-    history = [{k: float(v) for k, v in r.items()} for r in artifacts.read_csv(Path(ckpt_dir) / METRICS)]
+    history = _read_history(Path(ckpt_dir) / METRICS)
     return _metric_arrays(history, len({int(h["learner"]) for h in history}))
+
+
+def _read_history(path: Path) -> list[dict]:
+    return [{k: float(v) for k, v in r.items()} for r in artifacts.read_csv(path)]
 
 
 def train_agent(env: CivicEnv, params: EnvParams, agent: AgentConfig, key: jax.Array,

@@ -67,10 +67,9 @@ class GroupRunner(Protocol):
     def __call__(self, stacked_params: Any, keys: Any) -> Mapping[str, Any]:
         """Metrics ``[point, policy, seed]`` for params stacked over points."""
 
-    # Optional: ``needs(chunk) -> list[Need]`` (peak bytes for ``chunk`` points; a study that
-    # cannot fit is refused before any work); ``checkpoints = True``: called with
-    # ``workdir=OUT/work/gGGG/cCCCC`` (None without a folder) to keep what resumes a chunk,
-    # and ``progress`` (the run's) for bars of its own inside a long chunk.
+    # Optional: ``needs(chunk) -> list[Need]`` (peak bytes for ``chunk`` points, checked first);
+    # ``checkpoints = True``: called with ``workdir=OUT/work/gGGG/cCCCC`` (None without a
+    # folder) to keep what resumes a chunk, and ``progress`` for bars inside a long chunk.
 
 
 class Adapter(Protocol):
